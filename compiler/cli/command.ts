@@ -1,0 +1,14 @@
+/** A CLI command: its module exports `command` of this type. */
+export interface Command {
+  name: string;
+  /** One line for `facet --help`. */
+  summary: string;
+  /** Full text for `facet <name> --help`. */
+  help: string;
+  run(argv: string[]): Promise<void>;
+}
+
+/** An error the user caused (bad flag, bad file): printed without a stack, exit code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
