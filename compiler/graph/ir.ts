@@ -72,6 +72,18 @@ export interface DenseLayer extends LayerBase {
   units: number;
 }
 
+/**
+ * Parameter-free residual shortcut ("option A" of the CIFAR ResNets): keep every
+ * `stride`-th row and column (starting at 0), then zero-pad channels up to `filters`,
+ * floor((filters − C) / 2) zero channels before the input's and the rest after.
+ */
+export interface PadShortcutLayer extends LayerBase {
+  kind: 'padshortcut';
+  input: string;
+  stride: number;
+  filters: number;
+}
+
 export type Layer =
   | InputLayer
   | ConvLayer
@@ -81,7 +93,8 @@ export type Layer =
   | PoolLayer
   | GlobalAvgPoolLayer
   | FlattenLayer
-  | DenseLayer;
+  | DenseLayer
+  | PadShortcutLayer;
 
 export type LayerKind = Layer['kind'];
 
@@ -118,6 +131,7 @@ export const TRAINABLE_PARAMS: Record<LayerKind, readonly string[]> = {
   globalavgpool: [],
   flatten: [],
   dense: ['kernel', 'bias'],
+  padshortcut: [],
 };
 
 export function layerInputs(layer: Layer): string[] {
