@@ -1,0 +1,243 @@
+/**
+ * Content-addressed stage cache. A stage's directory is named by the hash of everything
+ * that determines its output — its config slice, the checksums of its input artifacts and
+ * the version of the code that matters — so a rerun with nothing changed finds it and does
+ * no work, and a change reaches exactly the stages downstream of it (their input checksums
+ * change in turn).
+ *
+ * Layout under the cache dir:
+ *   <stage>-<hash>/           finished artifacts + done.json (appears only by an atomic rename)
+ *   <stage>-<hash>.work/      the stage's checkpoints while it runs; kept if it dies, so the
+ *                             next run resumes; removed once the stage is done
+ *   .tmp-<stage>-<hash>-…/    artifacts being written; never read, swept on the next run
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+
+/** Bump when the cache layout or hashing changes: every key changes with it. */
+const CACHE_FORMAT = 1;
+
+export interface StageKey {
+  /** Stage name, used in the directory name: lowercase letters, digits, '-' and '_'. */
+  name: string;
+  /** The config slice the stage reads (JSON-serializable). */
+  config: unknown;
+  /** Input artifacts by role, as sha256 hex checksums. */
+  inputs: Record<string, string>;
+  /** Version of the code that determines the output (e.g. {@link hashSources}). */
+  code: string;
+}
+
+export interface FileRecord {
+  sha256: string;
+  bytes: number;
+}
+
+export interface DoneRecord {
+  stage: string;
+  hash: string;
+  key: StageKey;
+  startedAt: string;
+  finishedAt: string;
+  /** Wall time of the stage function in the run that produced it (resumed runs: that run only). */
+  wallMs: number;
+  /** Every artifact file, relative to the stage dir (done.json excluded). */
+  files: Record<string, FileRecord>;
+  /** Whatever the stage function returned (e.g. training history). */
+  meta: unknown;
+}
+
+export interface StageContext {
+  /** Write artifacts here; it becomes the stage directory when the function returns. */
+  outDir: string;
+  /** Persistent across runs of the same key until the stage is done: put resumable checkpoints here. */
+  workDir: string;
+}
+
+export interface StageResult {
+  dir: string;
+  hash: string;
+  /** True when the stage was already done and nothing ran. */
+  cached: boolean;
+  done: DoneRecord;
+  /** sha256 of an artifact file; throws naming the stage if it has no such file. */
+  checksum(file: string): string;
+}
+
+/** JSON with object keys sorted, so equal values hash equally whatever their key order. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v) => {
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      return Object.fromEntries(Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]));
+    }
+    if (typeof v === 'number' && !Number.isFinite(v)) throw new Error(`cannot hash non-finite number ${v}`);
+    return v;
+  });
+}
+
+export function stageHash(key: StageKey): string {
+  return createHash('sha256').update(canonicalJson({ format: CACHE_FORMAT, ...key })).digest('hex').slice(0, 20);
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Version of a set of source files: a hash of their paths (relative to `root`) and contents. */
+export async function hashSources(files: string[], root: string): Promise<string> {
+  const hash = createHash('sha256');
+  for (const file of [...files].sort()) {
+    let text: Buffer;
+    try {
+      text = await readFile(file);
+    } catch (err) {
+      throw new Error(`code version: cannot read ${file}: ${(err as Error).message}`);
+    }
+    hash.update(relative(root, file)).update('\0').update(text).update('\0');
+  }
+  return hash.digest('hex').slice(0, 20);
+}
+
+async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Write a file so that readers see either the old content or all of the new: temp file in the same dir, fsync, rename. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(tmp, 'w');
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncPath(dirname(path));
+}
+
+async function listFiles(dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) out.push(...(await listFiles(join(dir, entry.name), rel)));
+    else if (entry.isFile()) out.push(rel);
+    else throw new Error(`stage artifact ${join(dir, entry.name)} is not a plain file or directory`);
+  }
+  return out.sort();
+}
+
+/** A finished stage dir, or undefined when it is absent, incomplete or not this key's. */
+async function readDone(dir: string, hash: string): Promise<DoneRecord | undefined> {
+  let done: DoneRecord;
+  try {
+    done = JSON.parse(await readFile(join(dir, 'done.json'), 'utf8')) as DoneRecord;
+  } catch {
+    return undefined;
+  }
+  if (done.hash !== hash || typeof done.files !== 'object') return undefined;
+  for (const [file, rec] of Object.entries(done.files)) {
+    const info = await stat(join(dir, file)).catch(() => undefined);
+    if (!info || info.size !== rec.bytes) return undefined;
+  }
+  return done;
+}
+
+function result(dir: string, hash: string, cached: boolean, done: DoneRecord): StageResult {
+  return {
+    dir,
+    hash,
+    cached,
+    done,
+    checksum(file) {
+      const rec = done.files[file];
+      if (!rec) throw new Error(`stage ${done.stage} (${dir}) has no artifact "${file}"`);
+      return rec.sha256;
+    },
+  };
+}
+
+export interface RunStageOptions {
+  /** Re-hash every artifact of a cached stage and rerun it if any differs (default: sizes only). */
+  verify?: boolean;
+}
+
+/**
+ * Run `fn` unless a finished stage with this key exists. `fn` writes its artifacts into
+ * `ctx.outDir`; they are fsynced, checksummed into done.json and renamed into place in one
+ * step, so a crash at any point leaves either no stage dir or a complete one.
+ */
+export async function runStage(cacheDir: string, key: StageKey, fn: (ctx: StageContext) => Promise<unknown>, options: RunStageOptions = {}): Promise<StageResult> {
+  if (!/^[a-z0-9][a-z0-9_-]*$/.test(key.name)) throw new Error(`stage name "${key.name}": use lowercase letters, digits, "-" and "_"`);
+  const hash = stageHash(key);
+  const id = `${key.name}-${hash}`;
+  const dir = join(cacheDir, id);
+  const workDir = join(cacheDir, `${id}.work`);
+
+  const existing = await readDone(dir, hash);
+  if (existing && !(options.verify && !(await checksumsMatch(dir, existing)))) return result(dir, hash, true, existing);
+  if (await stat(dir).catch(() => undefined)) await rm(dir, { recursive: true, force: true });
+
+  await mkdir(cacheDir, { recursive: true });
+  for (const name of await readdir(cacheDir)) {
+    if (name.startsWith(`.tmp-${id}-`)) await rm(join(cacheDir, name), { recursive: true, force: true });
+  }
+  const outDir = join(cacheDir, `.tmp-${id}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  await mkdir(outDir);
+  await mkdir(workDir, { recursive: true });
+
+  const startedAt = new Date();
+  const t0 = performance.now();
+  let meta: unknown;
+  try {
+    meta = await fn({ outDir, workDir });
+  } catch (err) {
+    await rm(outDir, { recursive: true, force: true });
+    throw err;
+  }
+  const wallMs = performance.now() - t0;
+
+  const files: Record<string, FileRecord> = {};
+  for (const file of await listFiles(outDir)) {
+    if (file === 'done.json') throw new Error(`stage ${key.name} wrote its own done.json; that name is the cache's`);
+    const path = join(outDir, file);
+    await fsyncPath(path);
+    files[file] = { sha256: await sha256File(path), bytes: (await stat(path)).size };
+  }
+  const done: DoneRecord = { stage: key.name, hash, key, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), wallMs, files, meta: meta ?? null };
+  await writeFileAtomic(join(outDir, 'done.json'), JSON.stringify(done, null, 1));
+  try {
+    await rename(outDir, dir);
+  } catch (err) {
+    // Another process finished the same stage first: its result is as good as ours.
+    const code = (err as NodeJS.ErrnoException).code;
+    const theirs = code === 'ENOTEMPTY' || code === 'EEXIST' ? await readDone(dir, hash) : undefined;
+    await rm(outDir, { recursive: true, force: true });
+    if (!theirs) throw err;
+    return result(dir, hash, true, theirs);
+  }
+  await fsyncPath(cacheDir);
+  await rm(workDir, { recursive: true, force: true });
+  return result(dir, hash, false, done);
+}
+
+async function checksumsMatch(dir: string, done: DoneRecord): Promise<boolean> {
+  for (const [file, rec] of Object.entries(done.files)) {
+    if ((await sha256File(join(dir, file))) !== rec.sha256) return false;
+  }
+  return true;
+}
