@@ -28,3 +28,12 @@ export function* subsets(n: number, k: number, start = 0, prefix: number[] = [])
     prefix.pop();
   }
 }
+
+/** float() and gaussian() over prng, enough for initParams. */
+export function testRng(seed: number): { float(): number; gaussian(): number } {
+  const rand = prng(seed);
+  return {
+    float: rand,
+    gaussian: () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand()),
+  };
+}
