@@ -1,0 +1,74 @@
+/**
+ * FusionDistill's losses on @tensorflow/tfjs-core. All return a scalar averaged over the
+ * batch; teachers' features pass through {@link stopGradient}, so a teacher stays frozen
+ * even when its tensors were computed inside the gradient tape.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { LossWeights } from './config.ts';
+
+/** Identity forward, zero gradient backward (tfjs-core has no stop_gradient op). */
+export function stopGradient<T extends tf.Tensor>(x: T): T {
+  const op = tf.customGrad((input: tf.Tensor) => ({ value: input.clone(), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) }));
+  return op(x) as T;
+}
+
+/** Mean over the batch of −log softmax(logits)[label] (no label smoothing). */
+export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
+  if (logits.shape[0] !== labels.shape[0]) throw new Error(`crossEntropy: ${logits.shape[0]} logit rows but ${labels.shape[0]} labels`);
+  return tf.tidy(() => {
+    const onehot = tf.oneHot(tf.cast(labels, 'int32'), logits.shape[1]);
+    return tf.neg(tf.mean(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), 1)));
+  });
+}
+
+const COSINE_EPS = 1e-8;
+
+/**
+ * Mean over the batch of 1 − cos(flatten(student_i), flatten(teacher_i)); each norm is
+ * clamped below at 1e-8 as PyTorch's F.cosine_similarity does. The teacher gets no gradient.
+ */
+export function cosineFeatureLoss(student: tf.Tensor, teacher: tf.Tensor): tf.Scalar {
+  if (student.shape.join() !== teacher.shape.join()) {
+    throw new Error(`cosineFeatureLoss: student feature [${student.shape.join(', ')}] and teacher feature [${teacher.shape.join(', ')}] differ`);
+  }
+  return tf.tidy(() => {
+    const n = student.shape[0]!;
+    const s = tf.reshape(student, [n, -1]);
+    const t = tf.reshape(stopGradient(teacher), [n, -1]);
+    const dot = tf.sum(tf.mul(s, t), 1);
+    const norms = tf.mul(tf.maximum(tf.norm(s, 'euclidean', 1), COSINE_EPS), tf.maximum(tf.norm(t, 'euclidean', 1), COSINE_EPS));
+    return tf.mean(tf.sub(1, tf.div(dot, norms)));
+  });
+}
+
+/** Stage 2: w.ce·CE(student logits) + w.feature·(1 − cos)(student feature, teacher feature on the clean image). */
+export function degradationLoss(weights: LossWeights, logits: tf.Tensor2D, labels: tf.Tensor1D, studentFeature: tf.Tensor, teacherFeature: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => {
+    let loss: tf.Scalar = tf.mul(crossEntropy(logits, labels), weights.ce);
+    if (weights.feature > 0) loss = tf.add(loss, tf.mul(cosineFeatureLoss(studentFeature, teacherFeature), weights.feature));
+    return loss;
+  });
+}
+
+/**
+ * Stage 4: w.ce·CE over the whole batch + Σ_k w.feature·(1 − cos)(student feature on
+ * sub-batch k, teacher k's feature). The batch is K equal sub-batches in the order of
+ * `teacherFeatures` (sub-batch k holds the images under degradation k).
+ */
+export function fusionDistillLoss(weights: LossWeights, logits: tf.Tensor2D, labels: tf.Tensor1D, studentFeature: tf.Tensor, teacherFeatures: tf.Tensor[]): tf.Scalar {
+  const k = teacherFeatures.length;
+  const n = studentFeature.shape[0]!;
+  if (k === 0 || n % k !== 0) throw new Error(`fusionDistillLoss: a batch of ${n} does not split into ${k} equal sub-batches`);
+  const sub = n / k;
+  return tf.tidy(() => {
+    let loss: tf.Scalar = tf.mul(crossEntropy(logits, labels), weights.ce);
+    if (weights.feature > 0) {
+      const parts = tf.split(studentFeature, k, 0);
+      teacherFeatures.forEach((teacher, i) => {
+        if (teacher.shape[0] !== sub) throw new Error(`fusionDistillLoss: teacher ${i} has ${teacher.shape[0]} rows, sub-batches have ${sub}`);
+        loss = tf.add(loss, tf.mul(cosineFeatureLoss(parts[i]!, teacher), weights.feature));
+      });
+    }
+    return loss;
+  });
+}
