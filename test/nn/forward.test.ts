@@ -117,7 +117,7 @@ describe('forward on ResNets', () => {
       const shapes = inferShapes(g);
       tf.tidy(() => {
         const vars = toVariables(initParams(g, new TestRng(5)));
-        const x = tf.randomNormal([2, ...(shapes.get('input') as [number, number, number])]);
+        const x = tf.randomNormal([2, ...(shapes.get('input') as [number, number, number])]) as tf.Tensor4D;
         const r = forward(g, vars, x, { training: true, taps: g.layers.map((l) => l.name) });
         for (const [name, shape] of shapes) expect(r.taps.get(name)!.shape, name).toEqual([2, ...shape]);
         expect(r.bnBatchStats.size).toBe(g.layers.filter((l) => l.kind === 'bn').length);
