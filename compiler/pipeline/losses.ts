@@ -8,7 +8,10 @@ import type { LossWeights } from './config.ts';
 
 /** Identity forward, zero gradient backward (tfjs-core has no stop_gradient op). */
 export function stopGradient<T extends tf.Tensor>(x: T): T {
-  const op = tf.customGrad((input: tf.Tensor) => ({ value: input.clone(), gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy) }));
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => ({
+    value: (args[0] as tf.Tensor).clone(),
+    gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+  }));
   return op(x) as T;
 }
 
@@ -17,7 +20,7 @@ export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scala
   if (logits.shape[0] !== labels.shape[0]) throw new Error(`crossEntropy: ${logits.shape[0]} logit rows but ${labels.shape[0]} labels`);
   return tf.tidy(() => {
     const onehot = tf.oneHot(tf.cast(labels, 'int32'), logits.shape[1]);
-    return tf.neg(tf.mean(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), 1)));
+    return tf.neg(tf.mean(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), 1))) as tf.Scalar;
   });
 }
 

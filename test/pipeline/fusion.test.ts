@@ -108,11 +108,11 @@ describe('fusion', () => {
     // bn1 sees conv(bn0 in training mode), i.e. each batch normalized by its own statistics.
     const convOut = tf.concat(
       [5, 3, 8].map((n, b) => {
-        const x = tf.slice(all, [[0, 5, 8][b]!, 0, 0, 0], [n, 4, 4, 2]);
+        const x = tf.slice(all, [[0, 5, 8][b]!, 0, 0, 0], [n, 4, 4, 2]) as tf.Tensor4D;
         const { mean, variance } = tf.moments(x, [0, 1, 2]);
         const g = params.get('bn0/gamma')!.data;
         const be = params.get('bn0/beta')!.data;
-        const normalized = tf.batchNorm4d(x, mean, variance, tf.tensor1d(be), tf.tensor1d(g), 1e-5);
+        const normalized = tf.batchNorm4d(x, mean as tf.Tensor1D, variance as tf.Tensor1D, tf.tensor1d(be), tf.tensor1d(g), 1e-5);
         const k = tf.tensor4d(params.get('conv/kernel')!.data, [3, 3, 2, 3]);
         return tf.add(tf.conv2d(normalized, k, 1, 'same'), tf.tensor1d(params.get('conv/bias')!.data));
       }),
