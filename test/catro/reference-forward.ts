@@ -102,3 +102,12 @@ export function referenceForward(graph: Graph, params: ParamStore, x: Float32Arr
   }
   return out;
 }
+
+/** The reference interpreter as a catro TapRunner. */
+export const referenceTapRunner = (graph: Graph, params: ParamStore) => ({
+  async run(x: Float32Array, n: number, taps: string[]): Promise<Map<string, HostTensor>> {
+    const all = referenceForward(graph, params, x, n);
+    return new Map(taps.map((t) => [t, all.get(t)!]));
+  },
+  dispose() {},
+});
