@@ -6,7 +6,8 @@
 - shapes/: a tiny RGB image folder (train/ and test/, three classes) in PNG RGB, palette
   PNG and JPEG, written by PIL so the loaders are checked against another decoder.
 - gray/: a grayscale folder with 8-bit, 1-bit and 16-bit PNGs and a gray JPEG.
-- expected.json: PIL's decoded pixels for every folder image (the reference values).
+- expected.json: PIL's decoded pixels for every folder image (the reference values), and
+  for shapes/ also PIL's convert('L').resize((5, 5), BILINEAR) of each.
 """
 import gzip, json, os, struct
 import numpy as np
@@ -70,8 +71,13 @@ def shapes(expected):
                     img.save(path, quality=90, subsampling=0)
                 else:
                     img.save(path)
-                decoded = np.asarray(Image.open(path).convert('RGB'))
-                expected[os.path.relpath(path, ROOT)] = {'channels': 3, 'pixels': decoded.flatten().tolist()}
+                decoded = Image.open(path).convert('RGB')
+                # What the folder loader must give for size 5×5, 1 channel: gray first, then resize.
+                small = decoded.convert('L').resize((5, 5), Image.BILINEAR)
+                expected[os.path.relpath(path, ROOT)] = {
+                    'channels': 3, 'pixels': np.asarray(decoded).flatten().tolist(),
+                    'gray5x5': np.asarray(small).flatten().tolist(),
+                }
 
 
 def gray(expected):
@@ -92,10 +98,10 @@ def gray(expected):
                 Image.fromarray((255 - x * 30 - y * 5).astype(np.uint8), 'L').save(path, quality=95)
             im = Image.open(path)
             arr = np.asarray(im)
-            if im.mode == 'I;16' or arr.dtype != np.uint8:
-                arr = (arr.astype(np.uint32) >> 8).astype(np.uint8)
-            elif im.mode == '1':
+            if im.mode == '1':
                 arr = arr.astype(np.uint8) * 255
+            elif arr.dtype != np.uint8:  # 16-bit: keep the high byte, as 8-bit consumers do
+                arr = (arr.astype(np.uint32) >> 8).astype(np.uint8)
             expected[os.path.relpath(path, ROOT)] = {'channels': 1, 'pixels': arr.flatten().tolist()}
 
 
