@@ -1,0 +1,126 @@
+/**
+ * The evaluation protocol of docs/fusiondistill.md: accuracy of one model on the test set
+ * at each level of each degradation's range (the level fixed for the whole pass, one fixed
+ * seed per level), the mean per degradation, the mean of the four, and clean accuracy.
+ * Models are run through a {@link Classifier}; {@link onnxClassifier} runs the exported
+ * ONNX file in onnxruntime-node, so what is measured is what ships.
+ */
+import type { LabelledImages } from '../data/types.ts';
+import { DEGRADATION_KINDS, type AccuracyReport, type DegradationKind } from '../../shared/manifest.ts';
+import { degradeBatch } from '../../shared/degrade.ts';
+import { batchToNCHW } from '../../shared/preprocess.ts';
+import { Rng } from '../../shared/rng.ts';
+import { evaluationLevels, type DegradationRanges, type EvaluationConfig } from './config.ts';
+
+/** Logits (n × classes, row-major) for n normalized NCHW images. */
+export type Classifier = (input: Float32Array, dims: { n: number; c: number; h: number; w: number }) => Promise<Float32Array>;
+
+export interface EvalPoint {
+  /** `clean`: the undegraded test set. */
+  kind: DegradationKind | 'clean';
+  level: number | null;
+  correct: number;
+  samples: number;
+  accuracy: number;
+}
+
+export interface EvalResult {
+  points: EvalPoint[];
+  summary: AccuracyReport;
+}
+
+export interface EvaluateOptions {
+  ranges: DegradationRanges;
+  evaluation: EvaluationConfig;
+  quick: boolean;
+  mean: readonly number[];
+  std: readonly number[];
+  /** Called after each level (for progress lines). */
+  onPoint?: (point: EvalPoint) => void;
+}
+
+/** The seed of one (degradation, level) pass: fixed, and independent of every other pass. */
+export function levelRng(seed: number, kind: DegradationKind, level: number): Rng {
+  return new Rng(seed).fork(1 + DEGRADATION_KINDS.indexOf(kind) * 1000 + level);
+}
+
+export function argmaxCorrect(logits: Float32Array, labels: ArrayLike<number>, offset: number, n: number, classes: number): number {
+  let correct = 0;
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let j = 1; j < classes; j++) if (logits[i * classes + j]! > logits[i * classes + best]!) best = j;
+    if (best === labels[offset + i]) correct++;
+  }
+  return correct;
+}
+
+async function accuracyOn(classify: Classifier, images: Uint8Array, test: LabelledImages, count: number, opts: EvaluateOptions): Promise<number> {
+  const { height: h, width: w, channels: c } = test;
+  const per = h * w * c;
+  const classes = test.classNames.length;
+  let correct = 0;
+  for (let start = 0; start < count; start += opts.evaluation.batchSize) {
+    const n = Math.min(opts.evaluation.batchSize, count - start);
+    const input = batchToNCHW(images.subarray(start * per, (start + n) * per), n, h, w, c, opts);
+    const logits = await classify(input, { n, c, h, w });
+    if (logits.length !== n * classes) throw new Error(`evaluate: the model returned ${logits.length} logits for ${n} images of ${classes} classes`);
+    correct += argmaxCorrect(logits, test.labels, start, n, classes);
+  }
+  return correct;
+}
+
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+export async function evaluate(classify: Classifier, test: LabelledImages, opts: EvaluateOptions): Promise<EvalResult> {
+  const limit = opts.quick ? opts.evaluation.quick.samples : opts.evaluation.samples;
+  const count = Math.min(test.count, limit ?? test.count);
+  if (count === 0) throw new Error(`evaluate: the ${test.name} ${test.split} set is empty`);
+  const { height: h, width: w, channels: c } = test;
+  const images = test.images.subarray(0, count * h * w * c);
+  const points: EvalPoint[] = [];
+  const record = (point: Omit<EvalPoint, 'accuracy'>) => {
+    const p = { ...point, accuracy: point.correct / point.samples };
+    points.push(p);
+    opts.onPoint?.(p);
+  };
+
+  record({ kind: 'clean', level: null, correct: await accuracyOn(classify, images, test, count, opts), samples: count });
+  const perKind = {} as Record<DegradationKind, number>;
+  for (const kind of DEGRADATION_KINDS) {
+    const accs: number[] = [];
+    for (const level of evaluationLevels(opts.ranges[kind], opts.evaluation, opts.quick)) {
+      const degraded = degradeBatch(images, count, h, w, c, kind, new Uint8Array(count).fill(level), levelRng(opts.evaluation.seed, kind, level));
+      const correct = await accuracyOn(classify, degraded, test, count, opts);
+      record({ kind, level, correct, samples: count });
+      accs.push(correct / count);
+    }
+    perKind[kind] = mean(accs);
+  }
+  const summary: AccuracyReport = {
+    clean: points[0]!.accuracy,
+    ...perKind,
+    degradedMean: mean(DEGRADATION_KINDS.map((k) => perKind[k])),
+    samples: count,
+  };
+  return { points, summary };
+}
+
+/** Runs an exported model (input `input`, NCHW float; output `logits`) in onnxruntime-node. */
+export async function onnxClassifier(model: Uint8Array | string, threads = 1): Promise<{ classify: Classifier; close(): Promise<void> }> {
+  const ort = await import('onnxruntime-node');
+  let session: Awaited<ReturnType<typeof ort.InferenceSession.create>>;
+  try {
+    session = typeof model === 'string'
+      ? await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1 })
+      : await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1 });
+  } catch (err) {
+    throw new Error(`cannot load ONNX model ${typeof model === 'string' ? model : '(bytes)'}: ${(err as Error).message}`);
+  }
+  const classify: Classifier = async (input, { n, c, h, w }) => {
+    const out = await session.run({ input: new ort.Tensor('float32', input, [n, c, h, w]) });
+    const logits = out.logits;
+    if (!logits) throw new Error('the ONNX model has no output named "logits"');
+    return logits.data as Float32Array;
+  };
+  return { classify, close: () => session.release() };
+}
