@@ -1,0 +1,158 @@
+/**
+ * Convolution gradients expressed as forward convolutions and matrix products.
+ *
+ * Why: tfjs-backend-wasm has no Conv2DBackpropFilter kernel and its Conv2DBackpropInput is
+ * a naive loop, while its forward Conv2D and MatMul run on XNNPACK. Rewriting both
+ * gradients in terms of the fast forward kernels is what makes training on wasm usable
+ * (see docs/training-speed.md). The functions are plain tfjs ops, so they run on every
+ * backend; `registerFastConvGradient` decides on which backends they replace the stock one.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+type Pads = { top: number; bottom: number; left: number; right: number };
+
+export interface Conv2DGeometry {
+  /** NHWC input shape. */
+  xShape: [number, number, number, number];
+  /** HWIO filter shape. */
+  filterShape: [number, number, number, number];
+  strides: [number, number];
+  pads: Pads;
+  /** Output spatial size. */
+  outHeight: number;
+  outWidth: number;
+}
+
+/** Resolve tfjs conv attributes (pad 'same' | 'valid' | number | explicit) to concrete pads. */
+export function convGeometry(
+  xShape: readonly number[],
+  filterShape: readonly number[],
+  strides: number | [number, number],
+  pad: 'same' | 'valid' | number | number[][],
+  dimRoundingMode?: 'floor' | 'round' | 'ceil',
+): Conv2DGeometry {
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    strides,
+    1,
+    pad as tf.backend_util.ExplicitPadding,
+    dimRoundingMode,
+  );
+  const p = info.padInfo;
+  return {
+    xShape: [...xShape] as Conv2DGeometry['xShape'],
+    filterShape: [...filterShape] as Conv2DGeometry['filterShape'],
+    strides: [info.strideHeight, info.strideWidth],
+    pads: { top: p.top, bottom: p.bottom, left: p.left, right: p.right },
+    outHeight: info.outHeight,
+    outWidth: info.outWidth,
+  };
+}
+
+/** Insert (stride - 1) zeros between the rows and columns of an NHWC tensor. */
+function dilateSpatial(t: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
+  if (sh === 1 && sw === 1) return t;
+  const [n, h, w, c] = t.shape;
+  const spread = tf.pad(tf.reshape(t, [n, h, 1, w, 1, c]), [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]);
+  const full = tf.reshape(spread, [n, h * sh, w * sw, c]) as tf.Tensor4D;
+  // The trailing zeros after the last row/column are not part of the dilated tensor.
+  return tf.slice(full, [0, 0, 0, 0], [n, (h - 1) * sh + 1, (w - 1) * sw + 1, c]) as tf.Tensor4D;
+}
+
+/** Pad (positive) or crop (negative) the spatial borders of an NHWC tensor. */
+function padOrCrop(t: tf.Tensor4D, top: number, bottom: number, left: number, right: number): { t: tf.Tensor4D; pads: [[number, number], [number, number], [number, number], [number, number]] } {
+  const [n, h, w, c] = t.shape;
+  const cropT = Math.max(0, -top), cropB = Math.max(0, -bottom), cropL = Math.max(0, -left), cropR = Math.max(0, -right);
+  const cropped = cropT || cropB || cropL || cropR
+    ? tf.slice(t, [0, cropT, cropL, 0], [n, h - cropT - cropB, w - cropL - cropR, c])
+    : t;
+  return { t: cropped, pads: [[0, 0], [Math.max(0, top), Math.max(0, bottom)], [Math.max(0, left), Math.max(0, right)], [0, 0]] };
+}
+
+/**
+ * dL/dx of a conv: a stride-1 forward conv of the zero-dilated output gradient with the
+ * spatially flipped filter whose in/out channels are swapped.
+ */
+export function conv2dInputGrad(dy: tf.Tensor4D, filter: tf.Tensor4D, g: Conv2DGeometry): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [, h, w] = g.xShape;
+    const [fh, fw, ci, co] = g.filterShape;
+    const [sh, sw] = g.strides;
+    if (fh === 1 && fw === 1 && sh === 1 && sw === 1 && g.pads.top === 0 && g.pads.left === 0) {
+      // Pointwise conv: dx = dy · Wᵀ, one matrix product.
+      const [n, oh, ow] = dy.shape;
+      const dx = tf.matMul(tf.reshape(dy, [n * oh * ow, co]), tf.reshape(filter, [ci, co]), false, true);
+      return tf.reshape(dx, [n, h, w, ci]);
+    }
+    const dilated = dilateSpatial(dy, sh, sw);
+    const flipped = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
+    // Derivation (one axis): dx[i] = Σ_k D[i + top - (f-1) + k] · W[f-1-k], D = dilated dy.
+    const top = fh - 1 - g.pads.top;
+    const left = fw - 1 - g.pads.left;
+    const bottom = h + fh - 1 - top - dilated.shape[1];
+    const right = w + fw - 1 - left - dilated.shape[2];
+    const { t, pads } = padOrCrop(dilated, top, bottom, left, right);
+    return tf.conv2d(t, flipped, 1, pads);
+  });
+}
+
+/**
+ * dL/dW of a conv. Pointwise convs are one matrix product; others are a forward conv in
+ * which the batch axis plays the role of channels and the output gradient is the filter,
+ * dilated by the forward stride.
+ */
+export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, g: Conv2DGeometry): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [n, h, w, ci] = g.xShape;
+    const [fh, fw, , co] = g.filterShape;
+    const [sh, sw] = g.strides;
+    const [, oh, ow] = dy.shape;
+    const p = g.pads;
+    if (fh === 1 && fw === 1 && p.top === 0 && p.left === 0) {
+      const sampled = sh === 1 && sw === 1 ? x : tf.stridedSlice(x, [0, 0, 0, 0], [n, (oh - 1) * sh + 1, (ow - 1) * sw + 1, ci], [1, sh, sw, 1]);
+      // Explicit transpose: wasm's MatMul with transposeA falls off the XNNPACK path.
+      const xt = tf.transpose(tf.reshape(sampled, [n * oh * ow, ci]));
+      const dw = tf.matMul(xt, tf.reshape(dy, [n * oh * ow, co]));
+      return tf.reshape(dw, [1, 1, ci, co]);
+    }
+    const xT = tf.transpose(x, [3, 1, 2, 0]) as tf.Tensor4D; // [ci, h, w, n]
+    const dyT = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [oh, ow, n, co]
+    // The oh-tap "filter" dilated by the stride spans s(oh-1)+1 rows, so the output has
+    // h + top + bottom - s(oh-1) rows, which must be fh; bottom may come out negative
+    // (rows the forward conv never read), hence padOrCrop.
+    const bottom = fh + sh * (oh - 1) - h - p.top;
+    const right = fw + sw * (ow - 1) - w - p.left;
+    const { t, pads } = padOrCrop(xT, p.top, bottom, p.left, right);
+    const out = tf.conv2d(t, dyT, 1, pads, 'NHWC', [sh, sw]) as tf.Tensor4D; // [ci, fh, fw, co]
+    return tf.transpose(out, [1, 2, 0, 3]);
+  });
+}
+
+export type BackendSet = ReadonlySet<string>;
+
+/**
+ * Replace the Conv2D gradient on the given backends; other backends keep the stock one.
+ * Returns a function that restores the previous gradient.
+ */
+export function registerFastConvGradient(backends: BackendSet): () => void {
+  const stock = tf.getGradient(tf.Conv2D);
+  if (stock == null) throw new Error('tfjs-core has no Conv2D gradient to replace');
+  tf.registerGradient({
+    kernelName: tf.Conv2D,
+    inputsToSave: ['x', 'filter'],
+    gradFunc: (dy, saved, attrs) => {
+      const a = attrs as unknown as tf.Conv2DAttrs;
+      const dilations = typeof a.dilations === 'number' ? [a.dilations, a.dilations] : a.dilations ?? [1, 1];
+      const usable = backends.has(tf.getBackend()) && a.dataFormat !== 'NCHW' && dilations[0] === 1 && dilations[1] === 1;
+      if (!usable) return stock.gradFunc(dy, saved, attrs);
+      const [x, filter] = saved as [tf.Tensor4D, tf.Tensor4D];
+      const g = convGeometry(x.shape, filter.shape, a.strides, a.pad, a.dimRoundingMode);
+      return {
+        x: () => conv2dInputGrad(dy as tf.Tensor4D, filter, g),
+        filter: () => conv2dFilterGrad(x, dy as tf.Tensor4D, g),
+      };
+    },
+  });
+  return () => tf.registerGradient(stock);
+}
