@@ -1,0 +1,309 @@
+/**
+ * The edge service as one runtime-agnostic Hono app. Entries (worker.ts, node.ts, bun.ts,
+ * deno.ts) only pick a model store and hand over the precompiled wasm modules.
+ */
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import { secureHeaders } from 'hono/secure-headers';
+import type { Manifest, ModelEntry } from '../shared/manifest.ts';
+import type { RawImage } from '../shared/image.ts';
+import { preprocess } from '../shared/preprocess.ts';
+import { chooseModel, classifyResponse, parseTopK, type ClassifyParams, type ModelChoice } from './classify.ts';
+import { ClientError, decodeImage, initCodecs, type CodecModules } from './decode.ts';
+import { ModelPool } from './engine.ts';
+import { Metrics } from './metrics.ts';
+import { configureOrt } from './ort.ts';
+import { openApiDocument } from './openapi.ts';
+import { demoHtml, demoScript } from './demo/page.ts';
+import { loadManifest, type ModelStore } from './store.ts';
+import { kserveRoutes } from './kserve.ts';
+
+export interface Limits {
+  /** Request body bytes (bodyLimit; checked before and while reading). */
+  maxBodyBytes: number;
+  /** Pixels per image, read from the header before decoding. */
+  maxPixels: number;
+  /** Images per batch request. */
+  maxBatch: number;
+  /** Images per onnxruntime run; bounds the wasm heap a batch can grow. */
+  maxRunBatch: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxBodyBytes: 8 * 2 ** 20,
+  maxPixels: 4096 * 4096,
+  maxBatch: 32,
+  maxRunBatch: 8,
+};
+
+export interface AppOptions {
+  store: ModelStore;
+  /** Precompiled wasm: onnxruntime-web and the PNG/JPEG codecs. */
+  wasm: { ort: WebAssembly.Module; codecs: CodecModules };
+  /** When set, /v1/* and /v2/models/* need `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Allowed CORS origins; CORS is off when absent. */
+  cors?: string[] | '*';
+  limits?: Partial<Limits>;
+  /** Wasm heap bytes the cached sessions may use together (default 96 MiB, inside a Worker's 128 MB). */
+  memoryBudgetBytes?: number;
+  /** Serve /metrics (off on Workers, where per-isolate counters mean little). */
+  metrics?: boolean;
+}
+
+export type Env = { Variables: { started: number } };
+
+export interface FacetApp {
+  app: Hono<Env>;
+  manifest: Manifest;
+  pool: ModelPool;
+}
+
+export function errorBody(code: string, message: string) {
+  return { error: { code, message } };
+}
+
+/** Compare two secrets in time independent of where they differ (digests have equal length). */
+async function sameSecret(a: string, b: string): Promise<boolean> {
+  const enc = new TextEncoder();
+  const [x, y] = await Promise.all([a, b].map(async (s) => new Uint8Array(await crypto.subtle.digest('SHA-256', enc.encode(s)))));
+  let diff = 0;
+  for (let i = 0; i < x!.length; i++) diff |= x![i]! ^ y![i]!;
+  return diff === 0;
+}
+
+function requireApiKey(apiKey: string): MiddlewareHandler {
+  return async (c, next) => {
+    const header = c.req.header('authorization') ?? '';
+    const match = /^Bearer\s+(.+)$/i.exec(header);
+    if (!match || !(await sameSecret(match[1]!.trim(), apiKey))) {
+      c.header('WWW-Authenticate', 'Bearer');
+      return c.json(errorBody('unauthorized', match ? 'the API key is wrong' : 'this route needs an API key: Authorization: Bearer <key>'), 401);
+    }
+    await next();
+  };
+}
+
+function decodeBase64(value: unknown, what: string): Uint8Array {
+  if (typeof value !== 'string' || value.length === 0) throw new ClientError(400, 'bad_request', `${what} must be a non-empty base64 string or data URL`);
+  const comma = value.startsWith('data:') ? value.indexOf(',') : -1;
+  if (value.startsWith('data:') && (comma < 0 || !value.slice(0, comma).endsWith(';base64'))) {
+    throw new ClientError(400, 'bad_request', `${what} is a data URL without ";base64,"`);
+  }
+  const b64 = (comma >= 0 ? value.slice(comma + 1) : value).replace(/\s+/g, '').replace(/-/g, '+').replace(/_/g, '/');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 === 1) throw new ClientError(400, 'bad_request', `${what} is not valid base64`);
+  let binary: string;
+  try {
+    binary = atob(b64);
+  } catch {
+    throw new ClientError(400, 'bad_request', `${what} is not valid base64`);
+  }
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+interface ParsedClassify {
+  images: Uint8Array[];
+  params: ClassifyParams;
+  /** A batch answers with `results`, a single image with `predictions`. */
+  batch: boolean;
+}
+
+const pickString = (v: unknown) => (typeof v === 'string' ? v : undefined);
+
+async function parseClassifyRequest(c: Context<Env>, limits: Limits): Promise<ParsedClassify> {
+  const query = c.req.query();
+  const params: ClassifyParams = { classes: query.classes, subtask: query.subtask, model: query.model, top_k: query.top_k };
+  const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  const tooMany = (n: number) => new ClientError(413, 'batch_too_large', `${n} images in one request; the limit is ${limits.maxBatch}`);
+  if (type === 'image/png' || type === 'image/jpeg' || type === 'image/jpg') {
+    return { images: [new Uint8Array(await c.req.arrayBuffer())], params, batch: false };
+  }
+  if (type === 'multipart/form-data') {
+    let form: FormData;
+    try {
+      form = await c.req.formData();
+    } catch (err) {
+      throw new ClientError(400, 'bad_request', `malformed multipart/form-data body: ${(err as Error).message}`);
+    }
+    const files = form.getAll('image');
+    if (files.length === 0) throw new ClientError(400, 'bad_request', 'multipart body has no "image" field');
+    if (files.length > limits.maxBatch) throw tooMany(files.length);
+    const images = await Promise.all(
+      files.map(async (f, i) => {
+        if (typeof f === 'string') throw new ClientError(400, 'bad_request', `multipart field "image" #${i + 1} is text, not a file`);
+        return new Uint8Array(await f.arrayBuffer());
+      }),
+    );
+    for (const key of ['classes', 'subtask', 'model', 'top_k'] as const) {
+      const v = pickString(form.get(key));
+      if (v !== undefined) params[key] = v;
+    }
+    return { images, params, batch: true };
+  }
+  if (type === 'application/json') {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch (err) {
+      throw new ClientError(400, 'bad_request', `malformed JSON body: ${(err as Error).message}`);
+    }
+    if (!body || typeof body !== 'object' || Array.isArray(body)) throw new ClientError(400, 'bad_request', 'JSON body must be an object with "image" or "images"');
+    const o = body as Record<string, unknown>;
+    let images: Uint8Array[];
+    let batch: boolean;
+    if (o.images !== undefined) {
+      if (!Array.isArray(o.images) || o.images.length === 0) throw new ClientError(400, 'bad_request', '"images" must be a non-empty array of base64 strings');
+      if (o.images.length > limits.maxBatch) throw tooMany(o.images.length);
+      images = o.images.map((v, i) => decodeBase64(v, `images[${i}]`));
+      batch = true;
+    } else if (o.image !== undefined) {
+      images = [decodeBase64(o.image, 'image')];
+      batch = false;
+    } else {
+      throw new ClientError(400, 'bad_request', 'JSON body needs "image" (base64 or data URL) or "images" (a list of them)');
+    }
+    if (o.classes !== undefined) {
+      const ok = typeof o.classes === 'string' || (Array.isArray(o.classes) && o.classes.every((x) => typeof x === 'string' || typeof x === 'number'));
+      if (!ok) throw new ClientError(422, 'invalid_parameter', '"classes" must be a string or a list of labels/indices');
+      params.classes = o.classes as ClassifyParams['classes'];
+    }
+    for (const key of ['subtask', 'model'] as const) {
+      if (o[key] === undefined) continue;
+      if (typeof o[key] !== 'string') throw new ClientError(422, 'invalid_parameter', `"${key}" must be a string`);
+      params[key] = o[key] as string;
+    }
+    if (o.top_k !== undefined) {
+      if (typeof o.top_k !== 'number' && typeof o.top_k !== 'string') throw new ClientError(422, 'invalid_parameter', '"top_k" must be an integer');
+      params.top_k = o.top_k;
+    }
+    return { images, params, batch };
+  }
+  throw new ClientError(
+    415,
+    'unsupported_media_type',
+    `${type ? `Content-Type ${type} is not supported` : 'Content-Type is missing'}; send image/png, image/jpeg, multipart/form-data (fields "image") or application/json`,
+  );
+}
+
+/** Decode, preprocess and run a batch of images through one model, in runs of at most maxRunBatch. */
+export async function inferImages(pool: ModelPool, entry: ModelEntry, images: RawImage[], maxRunBatch: number): Promise<Float32Array[]> {
+  const { channels, height, width } = entry.input;
+  const per = channels * height * width;
+  const rows: Float32Array[] = [];
+  for (let start = 0; start < images.length; start += maxRunBatch) {
+    const chunk = images.slice(start, start + maxRunBatch);
+    const input = new Float32Array(chunk.length * per);
+    chunk.forEach((img, i) => input.set(preprocess(img, entry.input), i * per));
+    rows.push(...(await pool.run(entry, input, chunk.length)));
+  }
+  return rows;
+}
+
+export function modelSummary(entry: ModelEntry) {
+  return { id: entry.id, subtask: entry.subtask, classes: entry.classes, macs: entry.macs, params: entry.params };
+}
+
+/** Build the app: reads and validates the manifest (throws with a clear message if invalid). */
+export async function createApp(options: AppOptions): Promise<FacetApp> {
+  const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const manifest = await loadManifest(options.store);
+  const ort = configureOrt(options.wasm.ort);
+  void initCodecs(options.wasm.codecs);
+  const pool = new ModelPool(ort, options.store, manifest, options.memoryBudgetBytes);
+  const metrics = new Metrics();
+  const app = new Hono<Env>();
+
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    c.set('started', started);
+    metrics.inFlight++;
+    try {
+      await next();
+    } finally {
+      metrics.inFlight--;
+      metrics.observe(c.req.method, c.req.routePath || c.req.path, c.res.status, (performance.now() - started) / 1000);
+    }
+  });
+  app.use(
+    '*',
+    secureHeaders({
+      contentSecurityPolicy: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:', 'blob:'],
+        connectSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        frameAncestors: ["'none'"],
+      },
+      crossOriginResourcePolicy: 'same-origin',
+    }),
+  );
+  if (options.cors) app.use('*', cors({ origin: options.cors === '*' ? '*' : options.cors, allowHeaders: ['Authorization', 'Content-Type'], allowMethods: ['GET', 'POST', 'OPTIONS'] }));
+  if (options.apiKey) {
+    const auth = requireApiKey(options.apiKey);
+    app.use('/v1/*', auth);
+    app.use('/v2/models/*', auth);
+  }
+  const limitBody = bodyLimit({
+    maxSize: limits.maxBodyBytes,
+    onError: (c) => c.json(errorBody('payload_too_large', `request body is over the limit of ${limits.maxBodyBytes} bytes`), 413),
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof ClientError) return c.json(errorBody(err.code, err.message), err.status);
+    console.error(`facet edge: ${c.req.method} ${c.req.path} failed:`, err);
+    return c.json(errorBody('internal', 'internal error; see the server log'), 500);
+  });
+  app.notFound((c) => c.json(errorBody('not_found', `no route ${c.req.method} ${c.req.path}; see /openapi.json`), 404));
+
+  app.get('/', (c) => c.html(demoHtml()));
+  app.get('/demo.js', (c) => c.body(demoScript(), 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' }));
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    const results = await Promise.allSettled(manifest.models.map((m) => pool.session(m.id)));
+    const ready = results.every((r) => r.status === 'fulfilled');
+    return c.json({ ready, models: pool.states() }, ready ? 200 : 503);
+  });
+  app.get('/metrics', (c) => {
+    if (options.metrics === false) throw new ClientError(404, 'not_found', '/metrics is off on this runtime');
+    return c.body(metrics.render(pool), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+  });
+  app.get('/openapi.json', (c) => c.json(openApiDocument(limits)));
+
+  app.get('/v1/models', (c) => {
+    const states = new Map(pool.states().map((s) => [s.id, s]));
+    return c.json({
+      dataset: manifest.dataset,
+      labels: manifest.labels,
+      models: manifest.models.map((m) => ({
+        ...modelSummary(m),
+        input: m.input,
+        accuracy: m.accuracy,
+        latencyMs: m.latencyMs,
+        bytes: m.bytes,
+        state: states.get(m.id)?.state,
+      })),
+    });
+  });
+
+  app.post('/v1/classify', limitBody, async (c) => {
+    const started = c.get('started');
+    const request = await parseClassifyRequest(c, limits);
+    const choice: ModelChoice = chooseModel(manifest, request.params);
+    const topK = parseTopK(request.params.top_k);
+    const decodeStart = performance.now();
+    const images = await Promise.all(request.images.map((bytes, i) => decodeImage(bytes, limits.maxPixels, request.batch ? `image #${i + 1}` : 'image')));
+    const inferStart = performance.now();
+    const logits = await inferImages(pool, choice.entry, images, limits.maxRunBatch);
+    const done = performance.now();
+    const timing = { decode_ms: inferStart - decodeStart, infer_ms: done - inferStart, total_ms: done - started };
+    return c.json(classifyResponse(choice, logits, topK, request.batch, timing));
+  });
+
+  kserveRoutes(app, { manifest, pool, limits, limitBody });
+  return { app, manifest, pool };
+}

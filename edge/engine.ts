@@ -1,0 +1,142 @@
+/**
+ * Inference sessions, one per model, created lazily from verified bytes and cached under a
+ * memory budget. The budget counts ORT's wasm heap, not file sizes: a model costs what the heap
+ * grew by when its session was created (estimated from its file size until measured). The heap
+ * never shrinks, so evicting a session only frees room inside it for the next one.
+ */
+import type { Manifest, ModelEntry } from '../shared/manifest.ts';
+import { ClientError } from './decode.ts';
+import { ortHeapBytes, type Ort } from './ort.ts';
+import { verifiedModelBytes, type ModelStore } from './store.ts';
+
+type Session = Awaited<ReturnType<Ort['InferenceSession']['create']>>;
+
+export interface ModelState {
+  id: string;
+  state: 'unloaded' | 'loading' | 'ready' | 'failed';
+  error?: string;
+  /** Wasm heap growth measured when the session was created. */
+  heapBytes?: number;
+}
+
+interface Slot {
+  entry: ModelEntry;
+  session?: Promise<Session>;
+  ready?: Session;
+  cost: number;
+  measured: boolean;
+  lastUsed: number;
+  error?: string;
+}
+
+/** Until a session is made, assume weights plus working memory of about four times the file. */
+const estimateCost = (entry: ModelEntry) => entry.bytes * 4 + (1 << 20);
+
+export class ModelPool {
+  private readonly slots = new Map<string, Slot>();
+  private clock = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  readonly inferences = new Map<string, number>();
+
+  constructor(
+    private readonly ort: Ort,
+    private readonly store: ModelStore,
+    readonly manifest: Manifest,
+    /** Bytes of wasm heap the cached sessions may use together. */
+    readonly budgetBytes = 96 * 2 ** 20,
+  ) {
+    for (const entry of manifest.models) this.slots.set(entry.id, { entry, cost: estimateCost(entry), measured: false, lastUsed: 0 });
+  }
+
+  get heapBytes(): number {
+    return ortHeapBytes();
+  }
+
+  states(): ModelState[] {
+    return [...this.slots.values()].map((s) => ({
+      id: s.entry.id,
+      state: s.error ? 'failed' : s.ready ? 'ready' : s.session ? 'loading' : 'unloaded',
+      ...(s.error ? { error: s.error } : {}),
+      ...(s.measured ? { heapBytes: s.cost } : {}),
+    }));
+  }
+
+  /** The session for a model, creating it if needed; ClientError 503 when it cannot be loaded. */
+  async session(id: string): Promise<Session> {
+    const slot = this.slots.get(id);
+    if (!slot) throw new ClientError(404, 'unknown_model', `no model "${id}"; models: ${[...this.slots.keys()].join(', ')}`);
+    slot.lastUsed = ++this.clock;
+    if (slot.error) throw new ClientError(503, 'model_unavailable', `model "${id}" is unavailable: ${slot.error}`);
+    slot.session ??= this.create(slot);
+    try {
+      return await slot.session;
+    } catch (err) {
+      throw new ClientError(503, 'model_unavailable', `model "${id}" is unavailable: ${(err as Error).message}`);
+    }
+  }
+
+  /** Session creation is serialised so that heap growth can be attributed to one model. */
+  private create(slot: Slot): Promise<Session> {
+    const run = this.queue.then(async () => {
+      let bytes: Uint8Array;
+      try {
+        bytes = await verifiedModelBytes(this.store, slot.entry);
+      } catch (err) {
+        // Integrity failures are permanent for this process: the file will not fix itself.
+        slot.error = (err as Error).message;
+        throw err;
+      }
+      await this.makeRoom(slot);
+      const before = ortHeapBytes();
+      let session: Session;
+      try {
+        session = await this.ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+      } catch (err) {
+        slot.error = `onnxruntime could not load ${slot.entry.file}: ${(err as Error).message}`;
+        throw new Error(slot.error);
+      }
+      const grew = ortHeapBytes() - before;
+      // A session that fit in already-grown heap shows no growth; keep the estimate then.
+      if (grew > 0) slot.cost = grew;
+      slot.measured = grew > 0 || slot.measured;
+      slot.ready = session;
+      return session;
+    });
+    this.queue = run.catch(() => undefined);
+    run.catch(() => {
+      slot.session = undefined;
+    });
+    return run;
+  }
+
+  /** Release least-recently-used sessions until `slot` fits the budget. */
+  private async makeRoom(slot: Slot): Promise<void> {
+    const loaded = () => [...this.slots.values()].filter((s) => s.ready && s !== slot);
+    let used = loaded().reduce((sum, s) => sum + s.cost, 0);
+    for (const victim of loaded().sort((a, b) => a.lastUsed - b.lastUsed)) {
+      if (used + slot.cost <= this.budgetBytes) break;
+      const session = victim.ready!;
+      victim.ready = undefined;
+      victim.session = undefined;
+      used -= victim.cost;
+      await session.release();
+    }
+  }
+
+  /** Run a model on an NCHW float batch; returns logits, one row per image. */
+  async run(entry: ModelEntry, input: Float32Array, batch: number): Promise<Float32Array[]> {
+    const session = await this.session(entry.id);
+    const { channels, height, width } = entry.input;
+    const tensor = new this.ort.Tensor('float32', input, [batch, channels, height, width]);
+    const out = await session.run({ [entry.input.name]: tensor });
+    const logits = out[entry.output];
+    if (!logits) throw new Error(`model "${entry.id}" has no output "${entry.output}"`);
+    const data = logits.data as Float32Array;
+    const k = entry.classes.length;
+    if (data.length !== batch * k) throw new Error(`model "${entry.id}" returned ${data.length} values for ${batch}×${k} logits`);
+    tensor.dispose();
+    logits.dispose();
+    this.inferences.set(entry.id, (this.inferences.get(entry.id) ?? 0) + batch);
+    return Array.from({ length: batch }, (_, i) => data.slice(i * k, (i + 1) * k));
+  }
+}
