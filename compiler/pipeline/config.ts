@@ -5,18 +5,14 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { DEGRADATION_LEVELS } from '../../shared/degrade.ts';
 import { DEGRADATION_KINDS, type DegradationKind } from '../../shared/manifest.ts';
 
 /**
  * The published level ranges (docs/fusiondistill.md). A config may narrow a range but not
  * leave it: outside these the degradations are undefined (JPEG quality 0, negative σ).
  */
-export const LEVEL_LIMITS: Record<DegradationKind, { min: number; max: number }> = {
-  jpeg: { min: 1, max: 101 },
-  blur: { min: 0, max: 50 },
-  awgn: { min: 0, max: 50 },
-  saltpepper: { min: 0, max: 25 },
-};
+export const LEVEL_LIMITS: Record<DegradationKind, { min: number; max: number }> = DEGRADATION_LEVELS;
 
 const positiveInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
