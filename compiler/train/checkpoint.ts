@@ -87,8 +87,10 @@ export function decodeCheckpoint<Meta = unknown>(bytes: Uint8Array, source = 'ch
     fail(`tensor data needs ${blobStart + blobBytes} bytes but the file has ${bytes.length} (truncated)`);
   }
   if (crc32(bytes.subarray(PREFIX_BYTES)) !== view.getUint32(12, true)) fail('checksum mismatch (file corrupted)');
-  // Copy the blob section once so every tensor is 4-byte aligned and independent of `bytes`.
-  const blobs = bytes.slice(blobStart, blobStart + blobBytes);
+  // Copy the blob section once so every tensor is 4-byte aligned and independent of `bytes`
+  // (a Node Buffer's slice() is a view, hence the explicit copy).
+  const blobs = new Uint8Array(blobBytes);
+  blobs.set(bytes.subarray(blobStart, blobStart + blobBytes));
   const tensors = new Map<string, HostTensor>();
   for (const e of parsed.tensors) {
     const size = e.shape.reduce((a, b) => a * b, 1);

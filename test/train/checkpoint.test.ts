@@ -35,6 +35,9 @@ describe('checkpoint container', () => {
   it('writes atomically and leaves no temp files', () => {
     const path = join(dir, 'a.ckpt');
     writeCheckpoint(path, sample());
+    // Read back through the file (a Node Buffer, whose slices are views) and compare values.
+    const fromFile = readCheckpoint(path);
+    for (const [k, t] of sample().tensors) expect(fromFile.tensors.get(k)!.data, k).toEqual(t.data);
     writeCheckpoint(path, { meta: { epoch: 4, note: '' }, tensors: new Map() });
     expect(readCheckpoint<{ epoch: number }>(path).meta.epoch).toBe(4);
     expect(readdirSync(dir).filter((f) => f.includes('a.ckpt'))).toEqual(['a.ckpt']);

@@ -1,0 +1,463 @@
+/**
+ * The training loop: any graph, any loss, resumable bit-exactly.
+ *
+ * Determinism: the trainer's Rng draws one seed per epoch; the epoch's shuffle and every
+ * batch's augmentation derive from that seed and the batch index only (batches.ts). A
+ * checkpoint stores parameters, optimizer slots, the Rng state, the epoch seed and the
+ * position, so a resumed run replays exactly the steps the uninterrupted run would take.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng } from '../../shared/rng.ts';
+import type { LabelledImages } from '../data/types.ts';
+import type { Graph, HostTensor, ParamStore } from '../graph/ir.ts';
+import { forward, fromVariables, toVariables, updateRunningStats, type BnBatchStats } from '../nn/forward.ts';
+import { type AugmentConfig, NO_AUGMENT, normalizeBatch } from './augment.ts';
+import { type BatchRecipe, type PreparedBatch, epochOrder } from './batches.ts';
+import { type Checkpoint, readCheckpoint, writeCheckpoint } from './checkpoint.ts';
+import { type OptimizerConfig, type OptimizerState, createOptimizer } from './optimizers.ts';
+import { BatchPipeline, type PrefetchMode } from './pipeline.ts';
+import { type EpochRecord, type ProgressReporter, SILENT, type StepInfo } from './progress.ts';
+import { type ScheduleConfig, learningRate, validateSchedule } from './schedules.ts';
+
+export interface LossContext {
+  logits: tf.Tensor2D;
+  /** Outputs of the layers named in `TrainOptions.taps`. */
+  taps: Map<string, tf.Tensor>;
+  /** Class indices, int32 [n]. */
+  labels: tf.Tensor1D;
+  numClasses: number;
+  /** The student's (augmented, possibly degraded) input, NHWC. */
+  x: tf.Tensor4D;
+  /** The clean input under the same flip and crop (with `keepClean`). */
+  clean?: tf.Tensor4D;
+  batch: PreparedBatch;
+  epoch: number;
+  globalStep: number;
+}
+
+/** Builds the scalar to minimise. Runs inside the gradient tape; frozen models may run here too. */
+export type LossFn = (ctx: LossContext) => tf.Scalar;
+
+export const crossEntropyLoss: LossFn = ({ logits, labels, numClasses }) =>
+  tf.losses.softmaxCrossEntropy(tf.oneHot(labels, numClasses), logits) as tf.Scalar;
+
+export interface TrainOptions {
+  graph: Graph;
+  /** Starting parameters (ignored when resuming from a checkpoint). */
+  params: ParamStore;
+  train: LabelledImages;
+  /** Held-out validation split: evaluated every epoch, selects the best checkpoint. Never test data. */
+  val?: LabelledImages;
+  epochs: number;
+  batchSize: number;
+  optimizer: OptimizerConfig;
+  schedule: ScheduleConfig;
+  augment?: AugmentConfig;
+  degrade?: BatchRecipe['degrade'];
+  keepClean?: boolean;
+  normalize: { mean: number[]; std: number[] };
+  loss?: LossFn;
+  /** Layer outputs the loss needs (e.g. the distilled feature). */
+  taps?: string[];
+  seed: number;
+  /** Directory for `last.ckpt` (every epoch) and `best.ckpt` (best validation accuracy). */
+  outDir?: string;
+  /** Continue from `outDir/last.ckpt` when it exists. */
+  resume?: boolean;
+  /** Also checkpoint every this many steps inside an epoch. */
+  checkpointEverySteps?: number;
+  prefetch?: PrefetchMode;
+  evalBatchSize?: number;
+  /** Anything else that must match for a resume to be valid (e.g. teacher checksums). */
+  fingerprintExtra?: unknown;
+  /** Called after every step (and its checkpoint, if any); throwing stops the run. */
+  onStep?: (info: StepInfo) => void;
+  progress?: ProgressReporter;
+}
+
+export interface TrainStats {
+  steps: number;
+  images: number;
+  /** Training wall time of the steps this call ran (evaluation excluded). */
+  seconds: number;
+  imagesPerSecond: number;
+  /** Share of step wall time the main thread spent on data (waiting or preparing). */
+  dataShare: number;
+  /** Mean milliseconds to prepare one batch, wherever it ran. */
+  prepMsPerBatch: number;
+  prefetch: PrefetchMode;
+}
+
+export interface TrainResult {
+  params: ParamStore;
+  best: { epoch: number; valAccuracy: number; params: ParamStore } | null;
+  history: EpochRecord[];
+  stats: TrainStats;
+  resumedFrom: { epoch: number; batch: number } | null;
+}
+
+export const TRAIN_STATE_FORMAT = 'facet.train-state/1';
+export const PARAMS_FORMAT = 'facet.params/1';
+
+interface TrainStateMeta {
+  format: typeof TRAIN_STATE_FORMAT;
+  fingerprint: string;
+  arch: string;
+  /** Epoch in progress (0-based); equals `epochs` when training is complete. */
+  epoch: number;
+  /** Next batch of that epoch. */
+  batch: number;
+  globalStep: number;
+  /** Seed of the epoch in progress, or null when it has not started. */
+  epochSeed: number | null;
+  rngState: number[];
+  optimizer: { kind: OptimizerState['kind']; step: number };
+  epochSums: EpochSums;
+  history: EpochRecord[];
+  best: { epoch: number; valAccuracy: number } | null;
+}
+
+export interface ParamsMeta {
+  format: typeof PARAMS_FORMAT;
+  arch: string;
+  epoch: number;
+  valAccuracy: number | null;
+}
+
+interface EpochSums {
+  loss: number;
+  correct: number;
+  images: number;
+  seconds: number;
+  dataMs: number;
+}
+const emptySums = (): EpochSums => ({ loss: 0, correct: 0, images: 0, seconds: 0, dataMs: 0 });
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const { graph, epochs, batchSize } = opts;
+  checkOptions(opts);
+  const stepsPerEpoch = Math.floor(opts.train.count / batchSize);
+  const totalSteps = stepsPerEpoch * epochs;
+  const clock = { totalSteps, stepsPerEpoch };
+  const loss = opts.loss ?? crossEntropyLoss;
+  const progress = opts.progress ?? SILENT;
+  const numClasses = opts.train.classNames.length;
+  const fingerprint = trainFingerprint(opts);
+  const lastPath = opts.outDir ? join(opts.outDir, 'last.ckpt') : undefined;
+  const bestPath = opts.outDir ? join(opts.outDir, 'best.ckpt') : undefined;
+  if (opts.outDir) mkdirSync(opts.outDir, { recursive: true });
+
+  const rng = new Rng(opts.seed).fork(0x7a1);
+  const optimizer = createOptimizer(opts.optimizer);
+  let vars = toVariables(opts.params);
+  let state: TrainStateMeta = {
+    format: TRAIN_STATE_FORMAT,
+    fingerprint,
+    arch: graph.arch,
+    epoch: 0,
+    batch: 0,
+    globalStep: 0,
+    epochSeed: null,
+    rngState: rng.getState(),
+    optimizer: { kind: opts.optimizer.kind, step: 0 },
+    epochSums: emptySums(),
+    history: [],
+    best: null,
+  };
+  let resumedFrom: TrainResult['resumedFrom'] = null;
+  if (opts.resume && lastPath && existsSync(lastPath)) {
+    const ckpt = readCheckpoint<TrainStateMeta>(lastPath);
+    const meta = ckpt.meta;
+    if (meta?.format !== TRAIN_STATE_FORMAT) throw new Error(`${lastPath}: not a training-state checkpoint (format ${JSON.stringify(meta?.format)})`);
+    if (meta.fingerprint !== fingerprint) {
+      throw new Error(`${lastPath}: written by a run with a different configuration (model, data, optimizer, schedule, augmentation or seed); refusing to resume. Use a new --out or delete the checkpoint.`);
+    }
+    disposeAll(vars);
+    vars = toVariables(pick(ckpt.tensors, 'param/'));
+    optimizer.setState({ kind: meta.optimizer.kind, step: meta.optimizer.step, slots: pick(ckpt.tensors, 'opt/') });
+    rng.setState(meta.rngState);
+    state = meta;
+    resumedFrom = { epoch: meta.epoch, batch: meta.batch };
+  }
+
+  const trainable = new Map([...vars].filter(([, v]) => v.trainable));
+  const keyOfVar = new Map([...trainable].map(([k, v]) => [v.name, k]));
+  const varList = [...trainable.values()];
+
+  const saveState = () => {
+    if (!lastPath) return;
+    state.rngState = rng.getState();
+    const opt = optimizer.getState();
+    state.optimizer = { kind: opt.kind, step: opt.step };
+    const tensors = new Map<string, HostTensor>();
+    for (const [k, t] of fromVariables(vars)) tensors.set(`param/${k}`, t);
+    for (const [k, t] of opt.slots) tensors.set(`opt/${k}`, t);
+    writeCheckpoint(lastPath, { meta: state, tensors });
+  };
+
+  const recipe: BatchRecipe = {
+    augment: opts.augment ?? NO_AUGMENT,
+    degrade: opts.degrade,
+    keepClean: opts.keepClean,
+    mean: opts.normalize.mean,
+    std: opts.normalize.std,
+  };
+  const mode = opts.prefetch ?? 'inline';
+  const totals = { steps: 0, images: 0, seconds: 0, dataMs: 0 };
+  const pipeline = state.epoch < epochs ? await BatchPipeline.create(opts.train, recipe, { mode }) : undefined;
+  try {
+    while (state.epoch < epochs) {
+      if (state.epochSeed === null) {
+        state.epochSeed = rng.nextU32();
+        state.batch = 0;
+        state.epochSums = emptySums();
+      }
+      const epoch = state.epoch;
+      pipeline!.startEpoch(epochOrder(opts.train.count, state.epochSeed), state.epochSeed, batchSize, state.batch);
+      let lr = learningRate(opts.schedule, state.globalStep, clock);
+      while (state.batch < stepsPerEpoch) {
+        const stepStart = performance.now();
+        const before = dataMs(pipeline!);
+        const batch = await pipeline!.next();
+        lr = learningRate(opts.schedule, state.globalStep, clock);
+        const { lossValue, correct } = await trainStep(batch, lr);
+        const stepMs = performance.now() - stepStart;
+        const stepDataMs = dataMs(pipeline!) - before;
+        if (!Number.isFinite(lossValue)) throw new Error(`training diverged: loss is ${lossValue} at epoch ${epoch + 1}, step ${state.batch + 1}`);
+        const sums = state.epochSums;
+        sums.loss += lossValue * batch.n;
+        sums.correct += correct;
+        sums.images += batch.n;
+        sums.seconds += stepMs / 1000;
+        sums.dataMs += stepDataMs;
+        totals.steps++;
+        totals.images += batch.n;
+        totals.seconds += stepMs / 1000;
+        totals.dataMs += stepDataMs;
+        state.batch++;
+        state.globalStep++;
+        const every = opts.checkpointEverySteps ?? 0;
+        if (every > 0 && state.batch % every === 0 && state.batch < stepsPerEpoch) saveState();
+        const ips = sums.images / sums.seconds;
+        const info: StepInfo = {
+          epoch,
+          epochs,
+          step: state.batch,
+          stepsPerEpoch,
+          globalStep: state.globalStep,
+          totalSteps,
+          loss: lossValue,
+          lr,
+          imagesPerSecond: ips,
+          dataShare: sums.dataMs / 1000 / sums.seconds,
+          etaSeconds: ((totalSteps - state.globalStep) * batchSize) / ips,
+        };
+        progress.step(info);
+        opts.onStep?.(info);
+      }
+      const val = opts.val ? evaluate(graph, vars, opts.val, opts.normalize, opts.evalBatchSize ?? 256) : null;
+      const sums = state.epochSums;
+      const record: EpochRecord = {
+        epoch,
+        trainLoss: sums.loss / sums.images,
+        trainAccuracy: sums.correct / sums.images,
+        valLoss: val?.loss ?? null,
+        valAccuracy: val?.accuracy ?? null,
+        lr,
+        seconds: sums.seconds,
+        imagesPerSecond: sums.images / sums.seconds,
+        dataShare: sums.dataMs / 1000 / sums.seconds,
+      };
+      state.history.push(record);
+      progress.epoch(record, epochs);
+      // Without a validation split the latest epoch counts as best.
+      const score = val?.accuracy ?? -1;
+      if (!state.best || score > state.best.valAccuracy || !val) {
+        state.best = { epoch, valAccuracy: score };
+        if (bestPath) writeParams(bestPath, graph.arch, fromVariables(vars), epoch, val?.accuracy ?? null);
+      }
+      state.epoch++;
+      state.batch = 0;
+      state.epochSeed = null;
+      state.epochSums = emptySums();
+      saveState();
+    }
+  } finally {
+    progress.close();
+    await pipeline?.close();
+  }
+
+  const params = fromVariables(vars);
+  disposeAll(vars);
+  optimizer.dispose();
+  let best: TrainResult['best'] = null;
+  if (state.best) {
+    const bestParams = bestPath && existsSync(bestPath) ? readCheckpoint(bestPath).tensors : params;
+    best = { epoch: state.best.epoch, valAccuracy: state.best.valAccuracy, params: bestParams };
+  }
+  return {
+    params,
+    best,
+    history: state.history,
+    stats: {
+      steps: totals.steps,
+      images: totals.images,
+      seconds: totals.seconds,
+      imagesPerSecond: totals.seconds > 0 ? totals.images / totals.seconds : 0,
+      dataShare: totals.seconds > 0 ? totals.dataMs / 1000 / totals.seconds : 0,
+      prepMsPerBatch: pipeline && pipeline.stats.batches > 0 ? pipeline.stats.prepMs / pipeline.stats.batches : 0,
+      prefetch: mode,
+    },
+    resumedFrom,
+  };
+
+  async function trainStep(batch: PreparedBatch, lr: number): Promise<{ lossValue: number; correct: number }> {
+    const { height, width, channels } = opts.train;
+    const shape: [number, number, number, number] = [batch.n, height, width, channels];
+    const x = tf.tensor4d(batch.x, shape);
+    const clean = batch.clean ? tf.tensor4d(batch.clean, shape) : undefined;
+    const labels = tf.tensor1d(batch.labels, 'int32');
+    let stats = new Map<string, BnBatchStats>();
+    let predicted: tf.Tensor | undefined;
+    try {
+      const { value, grads } = tf.variableGrads(() => {
+        const out = forward(graph, vars, x, { training: true, taps: opts.taps });
+        // The tape disposes everything but the loss; keep what is needed after it.
+        for (const s of out.bnBatchStats.values()) {
+          tf.keep(s.mean);
+          tf.keep(s.variance);
+        }
+        stats = out.bnBatchStats;
+        predicted = tf.keep(tf.argMax(out.logits, 1));
+        return loss({ logits: out.logits, taps: out.taps, labels, numClasses, x, clean, batch, epoch: state.epoch, globalStep: state.globalStep });
+      }, varList);
+      const byKey = new Map<string, tf.Tensor>();
+      for (const [name, g] of Object.entries(grads)) byKey.set(keyOfVar.get(name)!, g);
+      optimizer.apply(trainable, byKey, lr);
+      tf.dispose(Object.values(grads));
+      updateRunningStats(graph, vars, stats);
+      const lossValue = (await value.data())[0]!;
+      value.dispose();
+      const pred = (await predicted!.data()) as Int32Array;
+      let correct = 0;
+      for (let i = 0; i < batch.n; i++) if (pred[i] === batch.labels[i]) correct++;
+      return { lossValue, correct };
+    } finally {
+      tf.dispose([x, labels, ...(clean ? [clean] : []), ...(predicted ? [predicted] : [])]);
+    }
+  }
+}
+
+function dataMs(p: BatchPipeline): number {
+  return p.mode === 'worker' ? p.stats.waitMs : p.stats.mainPrepMs;
+}
+
+/** Accuracy and mean cross-entropy of evaluation-mode predictions on a labelled set. */
+export function evaluate(
+  graph: Graph,
+  vars: Map<string, tf.Tensor>,
+  data: LabelledImages,
+  normalize: { mean: number[]; std: number[] },
+  batchSize = 256,
+): { accuracy: number; loss: number } {
+  const pixels = data.height * data.width * data.channels;
+  const numClasses = data.classNames.length;
+  let correct = 0;
+  let lossSum = 0;
+  for (let start = 0; start < data.count; start += batchSize) {
+    const n = Math.min(batchSize, data.count - start);
+    const x = normalizeBatch(data.images.subarray(start * pixels, (start + n) * pixels), data.channels, normalize.mean, normalize.std);
+    const labels = Int32Array.from(data.labels.subarray(start, start + n));
+    const [pred, lossValue] = tf.tidy(() => {
+      const logits = forward(graph, vars, tf.tensor4d(x, [n, data.height, data.width, data.channels]), { training: false }).logits;
+      const l = tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(labels, 'int32'), numClasses), logits);
+      return [tf.argMax(logits, 1).dataSync(), l.dataSync()[0]!] as const;
+    });
+    for (let i = 0; i < n; i++) if (pred[i] === labels[i]) correct++;
+    lossSum += lossValue * n;
+  }
+  return { accuracy: correct / data.count, loss: lossSum / data.count };
+}
+
+/** Writes model parameters alone (what export and later stages read). */
+export function writeParams(path: string, arch: string, params: ParamStore, epoch: number, valAccuracy: number | null): void {
+  const meta: ParamsMeta = { format: PARAMS_FORMAT, arch, epoch, valAccuracy };
+  writeCheckpoint(path, { meta, tensors: params });
+}
+
+/** Reads parameters from a `best.ckpt`-style file or from the `param/` part of a training state. */
+export function readParams(path: string): { params: ParamStore; meta: ParamsMeta | TrainStateMeta } {
+  const ckpt: Checkpoint<ParamsMeta | TrainStateMeta> = readCheckpoint(path);
+  const format = (ckpt.meta as { format?: string } | null)?.format;
+  if (format === PARAMS_FORMAT) return { params: ckpt.tensors, meta: ckpt.meta };
+  if (format === TRAIN_STATE_FORMAT) return { params: pick(ckpt.tensors, 'param/'), meta: ckpt.meta };
+  throw new Error(`${path}: checkpoint holds neither parameters nor a training state (format ${JSON.stringify(format)})`);
+}
+
+function pick(tensors: Map<string, HostTensor>, prefix: string): Map<string, HostTensor> {
+  const out = new Map<string, HostTensor>();
+  for (const [k, t] of tensors) if (k.startsWith(prefix)) out.set(k.slice(prefix.length), t);
+  return out;
+}
+
+function disposeAll(vars: Map<string, tf.Variable>): void {
+  for (const v of vars.values()) v.dispose();
+}
+
+/** Everything that decides the trajectory of a run; a checkpoint is only resumed by an identical one. */
+function trainFingerprint(opts: TrainOptions): string {
+  const describe = (d: LabelledImages | undefined) =>
+    d && { name: d.name, split: d.split, count: d.count, shape: [d.height, d.width, d.channels], sample: sampleHash(d) };
+  const json = JSON.stringify({
+    graph: opts.graph,
+    epochs: opts.epochs,
+    batchSize: opts.batchSize,
+    optimizer: opts.optimizer,
+    schedule: opts.schedule,
+    augment: opts.augment ?? NO_AUGMENT,
+    degrade: opts.degrade ?? null,
+    keepClean: opts.keepClean ?? false,
+    normalize: opts.normalize,
+    taps: opts.taps ?? [],
+    seed: opts.seed,
+    train: describe(opts.train),
+    val: describe(opts.val) ?? null,
+    extra: opts.fingerprintExtra ?? null,
+  });
+  return createHash('sha256').update(json).digest('hex');
+}
+
+/** Hash of the labels and a strided sample of pixels: catches a different split without hashing 47 MB. */
+function sampleHash(d: LabelledImages): string {
+  const h = createHash('sha256');
+  h.update(new Uint8Array(d.labels.buffer, d.labels.byteOffset, d.labels.byteLength));
+  const stride = Math.max(1, Math.floor(d.images.length / 65536));
+  const sample = new Uint8Array(Math.ceil(d.images.length / stride));
+  for (let i = 0, j = 0; i < d.images.length; i += stride) sample[j++] = d.images[i]!;
+  h.update(sample);
+  return h.digest('hex').slice(0, 16);
+}
+
+function checkOptions(opts: TrainOptions): void {
+  const { train, val, graph } = opts;
+  const positiveInt = (name: string, v: number) => {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`train: ${name} must be a positive integer, got ${v}`);
+  };
+  positiveInt('epochs', opts.epochs);
+  positiveInt('batchSize', opts.batchSize);
+  if (!Number.isSafeInteger(opts.seed)) throw new Error(`train: seed must be an integer, got ${opts.seed}`);
+  if (train.count < opts.batchSize) throw new Error(`train: ${train.name}/${train.split} has ${train.count} images, fewer than one batch of ${opts.batchSize}`);
+  const input = graph.layers.find((l) => l.kind === 'input');
+  if (!input || input.kind !== 'input') throw new Error(`train: graph ${graph.arch} has no input layer`);
+  const [h, w, c] = input.shape;
+  for (const d of [train, val]) {
+    if (d && (d.height !== h || d.width !== w || d.channels !== c)) {
+      throw new Error(`train: ${d.name}/${d.split} images are ${d.height}×${d.width}×${d.channels}, graph ${graph.arch} expects ${h}×${w}×${c}`);
+    }
+  }
+  if (opts.checkpointEverySteps !== undefined && opts.checkpointEverySteps !== 0) positiveInt('checkpointEverySteps', opts.checkpointEverySteps);
+  validateSchedule(opts.schedule, 'train.schedule');
+}

@@ -1,0 +1,181 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ParamStore } from '../../compiler/graph/ir.ts';
+import { forward, toVariables } from '../../compiler/nn/forward.ts';
+import { initBackend } from '../../compiler/tf/backend.ts';
+import { readCheckpoint } from '../../compiler/train/checkpoint.ts';
+import { crossEntropyLoss, evaluate, readParams, train } from '../../compiler/train/loop.ts';
+import { resumeTestOptions } from './resume-config.ts';
+import { tinyData, tinyGraph, tinyParams } from './helpers.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'facet-train-'));
+beforeAll(async () => {
+  await initBackend('cpu');
+});
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+function expectSameParams(a: ParamStore, b: ParamStore): void {
+  expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
+  for (const [k, t] of a) {
+    const u = b.get(k)!;
+    expect(u.shape, k).toEqual(t.shape);
+    // Bitwise: compare the raw bytes, not the values with a tolerance.
+    expect(Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength).equals(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)), k).toBe(true);
+  }
+}
+
+let reference: Awaited<ReturnType<typeof train>>;
+beforeAll(async () => {
+  reference = await train({ ...resumeTestOptions(), outDir: join(root, 'reference') });
+});
+
+describe('train()', () => {
+  it('learns the toy task and records each epoch', async () => {
+    const graph = tinyGraph();
+    const r = await train({
+      graph,
+      params: tinyParams(graph),
+      train: tinyData(192, 1),
+      val: tinyData(60, 2, 'val'),
+      epochs: 4,
+      batchSize: 32,
+      optimizer: { kind: 'sgd', momentum: 0.9 },
+      schedule: { kind: 'constant', lr: 0.05 },
+      normalize: { mean: [0.4], std: [0.3] },
+      seed: 0,
+    });
+    expect(r.history.map((h) => h.epoch)).toEqual([0, 1, 2, 3]);
+    expect(r.history[3]!.trainLoss).toBeLessThan(r.history[0]!.trainLoss);
+    expect(r.history[3]!.valAccuracy!).toBeGreaterThan(0.6); // chance is 1/3
+    expect(r.stats.steps).toBe(4 * 6);
+    expect(r.stats.dataShare).toBeGreaterThanOrEqual(0);
+    expect(r.stats.dataShare).toBeLessThan(1);
+  });
+
+  it('selects the best checkpoint on validation accuracy', () => {
+    const best = reference.best!;
+    const accs = reference.history.map((h) => h.valAccuracy!);
+    expect(best.epoch).toBe(accs.indexOf(Math.max(...accs)));
+    expect(best.valAccuracy).toBe(Math.max(...accs));
+    // best.ckpt holds the parameters that scored that accuracy.
+    const { params, meta } = readParams(join(root, 'reference', 'best.ckpt'));
+    expect(meta.epoch).toBe(best.epoch);
+    const opts = resumeTestOptions();
+    const vars = toVariables(params);
+    expect(evaluate(opts.graph, vars, opts.val!, opts.normalize).accuracy).toBe(best.valAccuracy);
+    for (const v of vars.values()) v.dispose();
+  });
+
+  it('resumes after an exception mid-epoch to bit-identical weights (worker prefetch)', async () => {
+    const out = join(root, 'thrown');
+    const stopAt = 13; // epoch 2, after the checkpoint at step 12 and one more step
+    await expect(
+      train({
+        ...resumeTestOptions(),
+        outDir: out,
+        onStep: (info) => {
+          if (info.globalStep === stopAt) throw new Error('simulated crash');
+        },
+      }),
+    ).rejects.toThrow('simulated crash');
+    const saved = readCheckpoint<{ epoch: number; batch: number; globalStep: number }>(join(out, 'last.ckpt')).meta;
+    expect(saved.globalStep).toBe(12);
+    const resumed = await train({ ...resumeTestOptions(), outDir: out, resume: true, prefetch: 'worker' });
+    expect(resumed.resumedFrom).toEqual({ epoch: saved.epoch, batch: saved.batch });
+    expect(resumed.stats.steps).toBe(18 - 12);
+    expectSameParams(resumed.params, reference.params);
+    expect(resumed.history.map((h) => h.valAccuracy)).toEqual(reference.history.map((h) => h.valAccuracy));
+    expect(resumed.best!.epoch).toBe(reference.best!.epoch);
+  });
+
+  it('resumes after kill -9 of a tsx child process to bit-identical weights', async () => {
+    const out = join(root, 'killed');
+    const script = join(import.meta.dirname, 'fixtures', 'resume-run.ts');
+    const killed = await new Promise<{ signal: NodeJS.Signals | null; lastStep: number }>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', script, out, '40'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let lastStep = 0;
+      let buffered = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString();
+        for (const m of buffered.matchAll(/step (\d+)\n/g)) lastStep = Number(m[1]);
+        buffered = buffered.slice(buffered.lastIndexOf('\n') + 1);
+        if (lastStep >= 9 && child.exitCode === null) child.kill('SIGKILL');
+      });
+      child.on('error', reject);
+      child.on('exit', (_code, signal) => resolve({ signal, lastStep }));
+    });
+    expect(killed.signal).toBe('SIGKILL');
+    expect(existsSync(join(out, 'final.ckpt'))).toBe(false);
+    const saved = readCheckpoint<{ globalStep: number }>(join(out, 'last.ckpt')).meta;
+    expect(saved.globalStep).toBeGreaterThanOrEqual(8);
+    expect(saved.globalStep).toBeLessThan(18);
+
+    const finished = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', script, out], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.on('error', reject);
+      child.on('exit', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`resume run failed (${code}): ${stderr}`))));
+    });
+    expect(finished).toMatch(/done \{"epoch":\d,"batch":\d+\}/);
+    expectSameParams(readParams(join(out, 'final.ckpt')).params, reference.params);
+  });
+
+  it('refuses to resume a checkpoint from a different configuration', async () => {
+    await expect(train({ ...resumeTestOptions(), seed: 8, outDir: join(root, 'reference'), resume: true })).rejects.toThrow(
+      /last\.ckpt: written by a run with a different configuration/,
+    );
+  });
+
+  it('a finished run resumes to the same result without training', async () => {
+    const again = await train({ ...resumeTestOptions(), outDir: join(root, 'reference'), resume: true });
+    expect(again.stats.steps).toBe(0);
+    expectSameParams(again.params, reference.params);
+  });
+
+  it('gives the loss taps and the clean batch; frozen models in the loss stay frozen', async () => {
+    const graph = tinyGraph();
+    const teacherParams = tinyParams(graph, 9);
+    const teacher = toVariables(teacherParams);
+    let calls = 0;
+    await train({
+      graph,
+      params: tinyParams(graph),
+      train: tinyData(64, 3),
+      epochs: 1,
+      batchSize: 16,
+      optimizer: { kind: 'radam', weightDecay: 1e-4 },
+      schedule: { kind: 'cosine', lr: 1e-3 },
+      augment: { flip: true, pad: 1, cutout: 0 },
+      keepClean: true,
+      taps: ['relu2'],
+      normalize: { mean: [0.4], std: [0.3] },
+      seed: 1,
+      loss: (ctx) => {
+        calls++;
+        expect(ctx.taps.get('relu2')!.shape).toEqual([16, 4, 4, 6]);
+        expect(ctx.clean!.shape).toEqual([16, 8, 8, 1]);
+        // A feature loss against a frozen teacher on the clean images, as FusionDistill does.
+        const target = forward(graph, teacher, ctx.clean!, { training: false, taps: ['relu2'] }).taps.get('relu2')!;
+        return tf.add(crossEntropyLoss(ctx), tf.mean(tf.square(tf.sub(ctx.taps.get('relu2')!, target)))) as tf.Scalar;
+      },
+    });
+    expect(calls).toBe(4);
+    for (const [k, v] of teacher) expect(Float32Array.from(v.dataSync()), k).toEqual(teacherParams.get(k)!.data);
+    for (const v of teacher.values()) v.dispose();
+  });
+
+  it('rejects data that does not fit the graph, naming both', async () => {
+    const graph = tinyGraph(8);
+    await expect(
+      train({ ...resumeTestOptions(), graph, params: tinyParams(graph), train: tinyData(64, 1, 'train', 10) }),
+    ).rejects.toThrow(/toy\/train images are 10×10×1, graph tiny-test expects 8×8×1/);
+  });
+});
+
