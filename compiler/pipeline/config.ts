@@ -207,14 +207,15 @@ export const CompileConfig = z
       .refine((d) => d.mean.length === d.std.length && (d.mean.length === 1 || d.mean.length === 3), { message: 'mean and std need 1 or 3 entries, one per channel', path: ['std'] }),
     model: z
       .object({
-        arch: z.enum(['resnet', 'vgg']),
+        /** CIFAR-style ResNet (compiler/graph/builders.ts), the architecture of the published recipe. */
+        arch: z.literal('resnet'),
         depth: positiveInt,
         width: z.number().positive().default(1),
         shortcut: z.enum(['projection', 'A']).default('projection'),
         head: z.enum(['gap', 'pool2x2']).default('pool2x2'),
       })
       .strict()
-      .refine((m) => m.arch !== 'resnet' || (m.depth - 2) % 6 === 0, { message: 'a CIFAR ResNet depth is 6n+2 (20, 32, 44, 56, …)', path: ['depth'] }),
+      .refine((m) => (m.depth - 2) % 6 === 0 && m.depth >= 8, { message: 'a CIFAR ResNet depth is 6n+2 (8, 14, 20, 32, 44, 56, …)', path: ['depth'] }),
     seed: nonNegInt,
     degradations: DegradationRanges,
     augmentation: z

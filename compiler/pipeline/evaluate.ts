@@ -24,15 +24,40 @@ export interface EvalPoint {
   accuracy: number;
 }
 
+/** Accuracy in [0, 1]; null for what was not evaluated. */
+export interface EvalSummary {
+  clean: number | null;
+  jpeg: number | null;
+  blur: number | null;
+  awgn: number | null;
+  saltpepper: number | null;
+  /** Mean of the four degradation cells (null unless all four were evaluated). */
+  degradedMean: number | null;
+  samples: number;
+}
+
 export interface EvalResult {
   points: EvalPoint[];
-  summary: AccuracyReport;
+  summary: EvalSummary;
+}
+
+/** The manifest's accuracy record; needs a full evaluation (clean and all four degradations). */
+export function toAccuracyReport(summary: EvalSummary): AccuracyReport {
+  const { clean, jpeg, blur, awgn, saltpepper, degradedMean, samples } = summary;
+  if (clean === null || jpeg === null || blur === null || awgn === null || saltpepper === null || degradedMean === null) {
+    throw new Error('toAccuracyReport: the evaluation did not cover clean images and all four degradations');
+  }
+  return { clean, jpeg, blur, awgn, saltpepper, degradedMean, samples };
 }
 
 export interface EvaluateOptions {
-  ranges: DegradationRanges;
+  /** Level ranges of the degradations evaluated. */
+  ranges: Partial<DegradationRanges>;
   evaluation: EvaluationConfig;
   quick: boolean;
+  /** Degradations to evaluate (default all four) and whether to evaluate clean images (default true). */
+  kinds?: readonly DegradationKind[];
+  clean?: boolean;
   mean: readonly number[];
   std: readonly number[];
   /** Called after each level (for progress lines). */
@@ -84,24 +109,26 @@ export async function evaluate(classify: Classifier, test: LabelledImages, opts:
     opts.onPoint?.(p);
   };
 
-  record({ kind: 'clean', level: null, correct: await accuracyOn(classify, images, test, count, opts), samples: count });
-  const perKind = {} as Record<DegradationKind, number>;
+  const summary: EvalSummary = { clean: null, jpeg: null, blur: null, awgn: null, saltpepper: null, degradedMean: null, samples: count };
+  if (opts.clean ?? true) {
+    record({ kind: 'clean', level: null, correct: await accuracyOn(classify, images, test, count, opts), samples: count });
+    summary.clean = points[0]!.accuracy;
+  }
+  const kinds = opts.kinds ?? DEGRADATION_KINDS;
   for (const kind of DEGRADATION_KINDS) {
+    if (!kinds.includes(kind)) continue;
     const accs: number[] = [];
-    for (const level of evaluationLevels(opts.ranges[kind], opts.evaluation, opts.quick)) {
+    const range = opts.ranges[kind];
+    if (!range) throw new Error(`evaluate: no level range for ${kind}`);
+    for (const level of evaluationLevels(range, opts.evaluation, opts.quick)) {
       const degraded = degradeBatch(images, count, h, w, c, kind, new Uint8Array(count).fill(level), levelRng(opts.evaluation.seed, kind, level));
       const correct = await accuracyOn(classify, degraded, test, count, opts);
       record({ kind, level, correct, samples: count });
       accs.push(correct / count);
     }
-    perKind[kind] = mean(accs);
+    summary[kind] = mean(accs);
   }
-  const summary: AccuracyReport = {
-    clean: points[0]!.accuracy,
-    ...perKind,
-    degradedMean: mean(DEGRADATION_KINDS.map((k) => perKind[k])),
-    samples: count,
-  };
+  if (DEGRADATION_KINDS.every((k) => kinds.includes(k))) summary.degradedMean = mean(DEGRADATION_KINDS.map((k) => summary[k]!));
   return { points, summary };
 }
 

@@ -80,7 +80,11 @@ export function modelRow(id: string, label: string, result: EvalResult): ReportR
 
 /** The Oracle row: each degradation's cell (and curve) from the stage-2 model trained for it. */
 export function oracleRow(results: Record<DegradationKind, EvalResult>): ReportRow {
-  const cell = (k: DegradationKind) => results[k].summary[k];
+  const cell = (k: DegradationKind) => {
+    const v = results[k].summary[k];
+    if (v === null) throw new Error(`oracleRow: the ${k} model was not evaluated on ${k}`);
+    return v;
+  };
   return {
     id: 'oracle',
     label: 'Oracle',

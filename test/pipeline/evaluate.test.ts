@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LabelledImages } from '../../compiler/data/types.ts';
 import type { EvaluationConfig } from '../../compiler/pipeline/config.ts';
-import { argmaxCorrect, evaluate, type Classifier } from '../../compiler/pipeline/evaluate.ts';
+import { argmaxCorrect, evaluate, toAccuracyReport, type Classifier } from '../../compiler/pipeline/evaluate.ts';
 import { DEGRADATION_KINDS } from '../../shared/manifest.ts';
 
 const H = 6;
@@ -50,7 +50,7 @@ describe('evaluation protocol', () => {
       const pts = result.points.filter((p) => p.kind === kind);
       expect(result.summary[kind]).toBeCloseTo(pts.reduce((s, p) => s + p.accuracy, 0) / pts.length, 12);
     }
-    expect(result.summary.degradedMean).toBeCloseTo(DEGRADATION_KINDS.reduce((s, k) => s + result.summary[k], 0) / 4, 12);
+    expect(result.summary.degradedMean).toBeCloseTo(DEGRADATION_KINDS.reduce((s, k) => s + result.summary[k]!, 0) / 4, 12);
     expect(result.summary.samples).toBe(30);
     // Identity levels (no compression, σ = 0, p = 0) leave the images as they are.
     for (const [kind, level] of [['jpeg', 101], ['blur', 0], ['awgn', 0], ['saltpepper', 0]] as const) {
@@ -79,6 +79,14 @@ describe('evaluation protocol', () => {
     expect(result.points.filter((p) => p.kind === 'saltpepper').map((p) => p.level)).toEqual([0, 13, 25]);
     expect(seen).toHaveLength(1 + 4 * 3);
     expect(result.points.every((p) => p.samples === 10)).toBe(true);
+  });
+
+  it('evaluates a subset of degradations, with or without clean images', async () => {
+    const result = await evaluate(planeReader, testSet(12), { ranges: { blur: ranges.blur }, kinds: ['blur'], clean: false, evaluation: evaluation(), quick: false, mean: MEAN, std: STD });
+    expect(result.points.map((p) => `${p.kind}@${p.level}`)).toEqual(['blur@0', 'blur@25', 'blur@50']);
+    expect(result.summary).toMatchObject({ clean: null, jpeg: null, awgn: null, saltpepper: null, degradedMean: null, blur: 1, samples: 12 });
+    expect(() => toAccuracyReport(result.summary)).toThrow(/did not cover/);
+    await expect(evaluate(planeReader, testSet(4), { ranges: {}, kinds: ['awgn'], evaluation: evaluation(), quick: false, mean: MEAN, std: STD })).rejects.toThrow(/no level range for awgn/);
   });
 
   it('fails clearly on a model with the wrong number of outputs', async () => {
