@@ -146,13 +146,23 @@ export interface VggOptions {
   classes: number;
   /** `gap` (default): global average pool → dense; `flatten`: flatten → dense. */
   head?: 'gap' | 'flatten';
+  /** Architecture name prefix (default `vgg<number of convs>`), e.g. `vgg11` for a preset. */
+  name?: string;
 }
 
 export const VGG_SMALL: (number | 'M')[] = [32, 32, 'M', 64, 64, 'M', 128, 128, 'M'];
 
+/** The standard VGG-11/13/16/19 conv stacks (configurations A, B, D, E of Simonyan & Zisserman). */
+export const VGG_CONFIGS: Record<11 | 13 | 16 | 19, (number | 'M')[]> = {
+  11: [64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M'],
+  13: [64, 64, 'M', 128, 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M'],
+  16: [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M'],
+  19: [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 256, 'M', 512, 512, 512, 512, 'M', 512, 512, 512, 512, 'M'],
+};
+
 /** A plain VGG: conv3×3-BN-ReLU blocks with 2×2 max pools between them. */
 export function vgg(opts: VggOptions): Graph {
-  const { stages = VGG_SMALL, width = 1, input, classes, head = 'gap' } = opts;
+  const { stages = VGG_SMALL, width = 1, input, classes, head = 'gap', name } = opts;
   checkInput(input);
   checkPositiveInt('classes', classes);
   if (!(width > 0)) throw new Error(`vgg width must be > 0, got ${width}`);
@@ -174,7 +184,7 @@ export function vgg(opts: VggOptions): Graph {
   if (head === 'gap') g.add({ kind: 'globalavgpool', name: 'gap', input: feature });
   else g.add({ kind: 'flatten', name: 'flatten', input: feature });
   g.add({ kind: 'dense', name: 'fc', input: g.last, units: classes });
-  const graph: Graph = { arch: `vgg${conv}-w${width}-${head}`, layers: g.layers, output: 'fc', feature };
+  const graph: Graph = { arch: `${name ?? `vgg${conv}`}-w${width}-${head}`, layers: g.layers, output: 'fc', feature };
   inferShapes(graph);
   return graph;
 }

@@ -1,0 +1,66 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { UsageError } from '../../compiler/cli/command.ts';
+import { command } from '../../compiler/cli/commands/info.ts';
+import { buildGraph, parseShape3 } from '../../compiler/graph/arch.ts';
+import { countGraph } from '../../compiler/graph/count.ts';
+
+async function runInfo(argv: string[]): Promise<string> {
+  const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+  try {
+    await command.run(argv);
+    return log.mock.calls.map((c) => c.join(' ')).join('\n');
+  } finally {
+    log.mockRestore();
+  }
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe('facet info', () => {
+  it('prints the layer table and the catro.md totals for ResNet-20 option A on 28×28×1', async () => {
+    const out = await runInfo(['--arch', 'resnet20', '--input', '28x28x1', '--shortcut', 'A']);
+    const lines = out.split('\n');
+    expect(lines[0]).toBe('resnet20-w1-A-gap');
+    expect(lines.find((l) => l.startsWith('s2b0.conv1 '))).toMatch(/conv\s+14×14×32\s+903,168\s+4,608$/);
+    expect(lines.find((l) => l.startsWith('s2b0.short '))).toMatch(/padshortcut\s+14×14×32$/);
+    expect(out).toMatch(/total: 30,821,248 MACs \(30\.82M\)/);
+    expect(out).toContain('feature: s3b2.relu');
+  });
+
+  it('--json gives the same numbers as countGraph', async () => {
+    const out = JSON.parse(await runInfo(['--arch', 'resnet56', '--shortcut', 'A', '--json']));
+    expect(out.macs).toBe(125_485_696);
+    expect(out.params).toBe(853_018);
+    expect(out.layers.length).toBe(countGraph(buildGraph({ arch: 'resnet56', input: [32, 32, 3], classes: 10, shortcut: 'A' })).perLayer.length);
+  });
+
+  it('honours width, classes and head', async () => {
+    const out = JSON.parse(await runInfo(['--arch', 'resnet32', '--width', '0.5', '--classes', '4', '--head', 'pool2x2', '--json']));
+    expect(out.arch).toBe('resnet32-w0.5-proj-pool2x2');
+    const fc = out.layers.find((l: { name: string }) => l.name === 'fc');
+    expect(fc).toMatchObject({ shape: [4], macs: 2 * 2 * 32 * 4, params: 2 * 2 * 32 * 4 + 4 });
+  });
+
+  it('turns bad flags into usage errors that name the flag', async () => {
+    await expect(runInfo([])).rejects.toThrow(UsageError);
+    await expect(runInfo(['--arch', 'resnet21'])).rejects.toThrow(/6n\+2/);
+    await expect(runInfo(['--arch', 'resnet20', '--input', '28x28'])).rejects.toThrow(/--input must look like HxWxC/);
+    await expect(runInfo(['--arch', 'resnet20', '--classes', '2.5'])).rejects.toThrow(/--classes must be a positive integer/);
+    await expect(runInfo(['--arch', 'resnet20', '--shortcut', 'B'])).rejects.toThrow(/--shortcut must be A or projection/);
+    await expect(runInfo(['--arch', 'vgg11', '--input', '28x28x1'])).rejects.toThrow(/does not fit/);
+    await expect(runInfo(['--arch', 'resnet20', '--bogus'])).rejects.toThrow(UsageError);
+  });
+});
+
+describe('arch specs', () => {
+  it('parses shapes and builds VGG presets', () => {
+    expect(parseShape3('32×32×3')).toEqual([32, 32, 3]);
+    expect(() => parseShape3('0x3x3')).toThrow(/HxWxC/);
+    const g = buildGraph({ arch: 'vgg11', input: [32, 32, 3], classes: 10 });
+    expect(g.arch).toBe('vgg11-w1-gap');
+    expect(g.layers.filter((l) => l.kind === 'conv').length).toBe(8);
+    expect(() => buildGraph({ arch: 'vgg12', input: [32, 32, 3], classes: 10 })).toThrow(/unknown VGG depth/);
+    expect(() => buildGraph({ arch: 'vgg11', input: [32, 32, 3], classes: 10, shortcut: 'A' })).toThrow(/no residual/);
+    expect(() => buildGraph({ arch: 'mobilenet', input: [32, 32, 3], classes: 10 })).toThrow(/unknown arch "mobilenet"/);
+  });
+});
