@@ -2,7 +2,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
 import { afterAll } from 'vitest';
+
+const require = createRequire(import.meta.url);
 
 export const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'data');
 
@@ -32,4 +35,33 @@ export function cifarBatch(variant: 'cifar10' | 'cifar100', labels: number[], fi
         for (let x = 0; x < 32; x++) out[base + head + c * 1024 + y * 32 + x] = cifarPixel(firstRecord + r, c, y, x);
   });
   return out;
+}
+
+/** Serves `files` (URL path → bytes) on 127.0.0.1; closed when the test file finishes. */
+export async function serveFiles(files: Map<string, Uint8Array>): Promise<{ url: string; requests: string[] }> {
+  const { createServer } = await import('node:http');
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    requests.push(path);
+    const body = files.get(path);
+    if (!body) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+    res.end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}/`, requests };
+}
+
+/** Collects progress output like a non-terminal stream. */
+export function textSink(): NodeJS.WritableStream & { isTTY: false; text(): string } {
+  const { Writable } = require('node:stream') as typeof import('node:stream');
+  let text = '';
+  const sink = new Writable({ write(chunk, _enc, done) { text += String(chunk); done(); } });
+  return Object.assign(sink, { isTTY: false as const, text: () => text });
 }
