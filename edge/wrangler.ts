@@ -1,0 +1,28 @@
+/**
+ * `npm start` / `npm run deploy`: run wrangler with the model folder as the Worker's static
+ * assets — the compiled models (models/fashion-mnist) when they exist, else the test fixture
+ * models (said loudly). Local dev binds loopback only, sends no telemetry and needs no login.
+ *
+ *   tsx edge/wrangler.ts dev [--port 8787] [more wrangler args]
+ *   tsx edge/wrangler.ts deploy [--dry-run --outdir DIR]
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { DEFAULT_MODELS } from './node.ts';
+
+const [command = 'dev', ...rest] = process.argv.slice(2);
+const models = process.env.FACET_MODELS ?? DEFAULT_MODELS.find((d) => existsSync(`${d}/manifest.json`));
+if (!models) {
+  console.error(`facet edge: no models found (looked for ${DEFAULT_MODELS.map((d) => `${d}/manifest.json`).join(', ')}); run the compiler or scripts/make-fixture-models.ts`);
+  process.exit(1);
+}
+if (models !== DEFAULT_MODELS[0]) console.warn(`facet edge: ${DEFAULT_MODELS[0]} has no manifest.json yet; serving the test fixture models from ${models}`);
+
+const args = [command, '--assets', models, ...rest];
+if (command === 'dev' && !rest.includes('--ip')) args.push('--ip', '127.0.0.1');
+if (command === 'dev' && !rest.includes('--port')) args.push('--port', '8787');
+const wrangler = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js');
+const child = spawn(process.execPath, [wrangler, ...args], { stdio: 'inherit', env: { ...process.env, WRANGLER_SEND_METRICS: 'false' } });
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
