@@ -35,6 +35,8 @@ export interface StageTiming {
   wallMs: number;
   /** True when this compile found the stage cached. */
   cached: boolean;
+  /** Training stages: share of step wall time spent preparing data (augmentation, degradations). */
+  dataShare?: number;
 }
 
 export interface Report {
@@ -168,8 +170,8 @@ export function renderReportHtml(report: Report): string {
       ].join('\n')
     : '';
   const stages = [
-    '<table id="stages"><thead><tr><th>Stage</th><th>Wall time</th><th>This run</th><th>Cache key</th></tr></thead><tbody>',
-    ...report.stages.map((s) => `<tr><th>${escapeHtml(s.stage)}</th><td>${formatDuration(s.wallMs)}</td><td>${s.cached ? 'cached' : 'ran'}</td><td><code>${escapeHtml(s.hash)}</code></td></tr>`),
+    '<table id="stages"><thead><tr><th>Stage</th><th>Wall time</th><th>Data prep share</th><th>This run</th><th>Cache key</th></tr></thead><tbody>',
+    ...report.stages.map((s) => `<tr><th>${escapeHtml(s.stage)}</th><td>${formatDuration(s.wallMs)}</td><td>${s.dataShare === undefined ? '' : `${(100 * s.dataShare).toFixed(1)}%`}</td><td>${s.cached ? 'cached' : 'ran'}</td><td><code>${escapeHtml(s.hash)}</code></td></tr>`),
     '</tbody></table>',
   ].join('\n');
   return `<!doctype html>

@@ -33,7 +33,7 @@ function report(): Report {
       modelRow('fusiondistill', 'FusionDistill', result(0.925, 0.0012)),
     ],
     stages: [
-      { stage: 'base', hash: 'abc123', wallMs: 754_000, cached: false },
+      { stage: 'base', hash: 'abc123', wallMs: 754_000, cached: false, dataShare: 0.123 },
       { stage: 'degrade-jpeg', hash: 'def456', wallMs: 12_300, cached: true },
     ],
     wallMs: 3_725_000,
@@ -79,8 +79,8 @@ describe('report', () => {
     // One vertex per evaluated level.
     const basePoly = html.match(/<polyline data-row="base"[^>]*points="([^"]+)"/)![1]!.split(' ');
     expect(basePoly).toHaveLength(3);
-    expect(html).toContain('<th>base</th><td>12 min 34 s</td><td>ran</td>');
-    expect(html).toContain('<th>degrade-jpeg</th><td>12.3 s</td><td>cached</td>');
+    expect(html).toContain('<th>base</th><td>12 min 34 s</td><td>12.3%</td><td>ran</td>');
+    expect(html).toContain('<th>degrade-jpeg</th><td>12.3 s</td><td></td><td>cached</td>');
     expect(html).toContain('compile wall time 1 h 2 min');
     expect(html).toContain('<table id="reference">');
     // Self-contained: nothing is fetched.
