@@ -253,7 +253,7 @@ async function download(baseUrls: string[], remote: RemoteFile, target: string, 
       clearTimeout(idle);
       await file.abort();
       if (err instanceof FetchError) throw err;
-      failures.push(`download from ${host} failed: ${describeNetworkError(err)}`);
+      failures.push(`download from ${host} failed: ${describeNetworkError(err)} (after ${progress.received}${total ? ` of ${total}` : ''} bytes)`);
     }
   }
   throw new FetchError(`${failures.join('; ')}; ${OFFLINE_HINT}`);

@@ -5,7 +5,7 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { command } from '../../compiler/cli/commands/data.ts';
-import { DATASET_SOURCES, type DatasetSource, fetchDataset, FetchError } from '../../compiler/data/fetch.ts';
+import { createProgress, DATASET_SOURCES, type DatasetSource, fetchDataset, FetchError } from '../../compiler/data/fetch.ts';
 import { DEBIAN_FASHION_MNIST_DIR, loadDataset } from '../../compiler/data/registry.ts';
 import { cifarBatch, cifarPixel, FIXTURES, serveFiles, tempDir, textSink } from './helpers.ts';
 
@@ -118,6 +118,43 @@ describe('facet data fetch', () => {
     const err = await fetchDataset('fashion-mnist', { dir: join(dir, 'fm-off'), baseUrl: `http://127.0.0.1:${port}/`, out: textSink() }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(FetchError);
     expect((err as Error).message).toMatch(new RegExp(`^could not reach 127\\.0\\.0\\.1:${port}: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}; Fashion-MNIST is also available offline via apt-get install dataset-fashion-mnist$`));
+  });
+
+  it('gives up on a stalled or cut-off transfer instead of hanging or keeping a partial file', async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    const flaky = createServer((req, res) => {
+      res.writeHead(200, { 'content-length': 100_000 });
+      res.write(new Uint8Array(1000));
+      // /stall keeps the connection open and silent; /cut closes it mid-body.
+      if (req.url?.startsWith('/cut')) setTimeout(() => res.socket?.destroy(), 20);
+    });
+    flaky.on('connection', (s) => sockets.add(s));
+    await new Promise<void>((resolve) => flaky.listen(0, '127.0.0.1', resolve));
+    const { port } = flaky.address() as { port: number };
+    try {
+      const stalled = join(dir, 'stalled');
+      await expect(fetchDataset('cifar10', { dir: stalled, baseUrl: `http://127.0.0.1:${port}/stall/`, out: textSink(), idleTimeoutMs: 300 }))
+        .rejects.toThrow(new RegExp(`^download from 127\\.0\\.0\\.1:${port} failed: no data for 0\\.3 s \\(after 1000 of 100000 bytes\\); Fashion-MNIST is also available offline`));
+      expect(readdirSync(stalled)).toEqual([]);
+      const cut = join(dir, 'cut');
+      await expect(fetchDataset('cifar10', { dir: cut, baseUrl: `http://127.0.0.1:${port}/cut/`, out: textSink() }))
+        .rejects.toThrow(new RegExp(`^download from 127\\.0\\.0\\.1:${port} failed: .* \\(after 1000 of 100000 bytes\\); Fashion`));
+      expect(readdirSync(cut)).toEqual([]);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => flaky.close(resolve));
+    }
+  });
+
+  it('draws one live progress line on a terminal', () => {
+    const sink = Object.assign(textSink(), { isTTY: true });
+    const progress = createProgress('x.bin', 2_000_000, sink as never);
+    progress.advance(1_000_000);
+    progress.done();
+    const text = sink.text();
+    expect(text.startsWith('\r')).toBe(true);
+    expect(text).toMatch(/\rx\.bin: 1\.0\/2\.0 MB 50% [\d.]+ MB\/s\x1b\[K\n$/);
+    expect(text.split('\n')).toHaveLength(2);
   });
 
   it('refuses bad arguments with usage errors', async () => {
