@@ -42,3 +42,16 @@ export function buildGraph(spec: ArchSpec): Graph {
   }
   throw new Error(`unknown arch "${arch}": expected resnet<6n+2> (resnet20, resnet56, ...), vgg11/13/16/19 or vgg-small`);
 }
+
+/**
+ * The builder options encoded in a graph's `arch` id (`resnet20-w1-proj-pool2x2`,
+ * `vgg11-w0.5-gap`), so a checkpoint that records only the id can be rebuilt given its
+ * input size and class count. Throws for ids the builders here did not produce.
+ */
+export function parseArchId(id: string): Omit<ArchSpec, 'input' | 'classes'> {
+  const res = /^(resnet\d+)-w(\d+(?:\.\d+)?)-(A|proj)-(gap|pool2x2)$/.exec(id);
+  if (res) return { arch: res[1]!, width: Number(res[2]), shortcut: res[3] === 'A' ? 'A' : 'projection', head: res[4]! };
+  const v = /^(vgg(?:11|13|16|19|-small))-w(\d+(?:\.\d+)?)-(gap|flatten)$/.exec(id);
+  if (v) return { arch: v[1]!, width: Number(v[2]), head: v[3]! };
+  throw new Error(`cannot rebuild a graph from arch id "${id}": expected e.g. resnet20-w1-proj-gap or vgg11-w1-gap (a pruned or custom graph needs its graph JSON)`);
+}

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { UsageError } from '../../compiler/cli/command.ts';
 import { command } from '../../compiler/cli/commands/info.ts';
-import { buildGraph, parseShape3 } from '../../compiler/graph/arch.ts';
+import { buildGraph, parseArchId, parseShape3 } from '../../compiler/graph/arch.ts';
 import { countGraph } from '../../compiler/graph/count.ts';
 
 async function runInfo(argv: string[]): Promise<string> {
@@ -62,5 +62,19 @@ describe('arch specs', () => {
     expect(() => buildGraph({ arch: 'vgg12', input: [32, 32, 3], classes: 10 })).toThrow(/unknown VGG depth/);
     expect(() => buildGraph({ arch: 'vgg11', input: [32, 32, 3], classes: 10, shortcut: 'A' })).toThrow(/no residual/);
     expect(() => buildGraph({ arch: 'mobilenet', input: [32, 32, 3], classes: 10 })).toThrow(/unknown arch "mobilenet"/);
+  });
+
+  it('parseArchId inverts the builders\' arch ids', () => {
+    const specs = [
+      { arch: 'resnet20', width: 1, shortcut: 'A' as const, head: 'gap' },
+      { arch: 'resnet56', width: 0.5, shortcut: 'projection' as const, head: 'pool2x2' },
+      { arch: 'vgg11', width: 0.25, head: 'flatten' },
+      { arch: 'vgg-small', width: 1, head: 'gap' },
+    ];
+    for (const spec of specs) {
+      const g = buildGraph({ ...spec, input: [32, 32, 3], classes: 10 });
+      expect(parseArchId(g.arch)).toEqual(spec);
+    }
+    expect(() => parseArchId('vgg6-w1-gap')).toThrow(/graph JSON/);
   });
 });
