@@ -9,6 +9,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { bundleDemoClient, generatedModule } from './demo/build.ts';
 import { DEFAULT_MODELS } from './node.ts';
 
 const [command = 'dev', ...rest] = process.argv.slice(2);
@@ -18,6 +19,14 @@ if (!models) {
   process.exit(1);
 }
 if (models !== DEFAULT_MODELS[0]) console.warn(`facet edge: ${DEFAULT_MODELS[0]} has no manifest.json yet; serving the test fixture models from ${models}`);
+
+// wrangler bundles the committed demo script; refresh it first so start/deploy never ship a stale one.
+{
+  const { readFileSync, writeFileSync } = await import('node:fs');
+  const path = new URL('./demo/client.gen.ts', import.meta.url);
+  const fresh = generatedModule(await bundleDemoClient());
+  if (readFileSync(path, 'utf8') !== fresh) writeFileSync(path, fresh);
+}
 
 const args = [command, '--assets', models, ...rest];
 if (command === 'dev' && !rest.includes('--ip')) args.push('--ip', '127.0.0.1');

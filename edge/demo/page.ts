@@ -12,6 +12,7 @@ export function demoHtml(): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Facet — robust classifiers at the edge</title>
+<link rel="icon" href="data:,">
 <style>
   body { font: 15px/1.4 system-ui, sans-serif; margin: 0 auto; max-width: 880px; padding: 1rem; color: #1d2330; }
   h1 { font-size: 1.4rem; margin: 0 0 .25rem; }
