@@ -18,6 +18,14 @@ function splitmix32(state: { s: number }): number {
 }
 
 const LN2 = 0.6931471805599453;
+const SQRT2 = 1.4142135623730951;
+/** 1/(2k+1) for k = 0..11: the atanh series' coefficients. */
+const ATANH_COEFFS = Array.from({ length: 12 }, (_, k) => 1 / (2 * k + 1));
+
+// Reading a double's exponent through its bits is exact and engine-independent.
+const f64 = new Float64Array(1);
+const u32 = new Uint32Array(f64.buffer);
+const HI = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1 ? 1 : 0; // little-endian: high word second
 
 /** Natural log for x > 0 from exactly-rounded arithmetic only (error ≲ 2 ulp). */
 export function portableLog(x: number): number {
@@ -26,16 +34,27 @@ export function portableLog(x: number): number {
     if (x === Infinity) return Infinity;
     return NaN;
   }
-  // x = m · 2^k with m in [√½, √2), found by exact scaling by powers of two.
+  // x = m · 2^k with m in [√½, √2): set the exponent bits of x to 0 (m in [1, 2)), then fold.
+  let scaled = x;
   let k = 0;
-  let m = x;
-  while (m >= 1.4142135623730951) { m *= 0.5; k++; }
-  while (m < 0.7071067811865476) { m *= 2; k--; }
+  if (scaled < 2.2250738585072014e-308) {
+    scaled *= 18014398509481984; // 2^54: subnormals get an exponent field
+    k = -54;
+  }
+  f64[0] = scaled;
+  const hi = u32[HI]!;
+  k += ((hi >>> 20) & 0x7ff) - 1023;
+  u32[HI] = (hi & 0x800fffff) | 0x3ff00000;
+  let m = f64[0]!;
+  if (m >= SQRT2) {
+    m *= 0.5;
+    k++;
+  }
   // ln m = 2·atanh(z), z = (m−1)/(m+1) in [−0.172, 0.172]; 12 odd terms reach 1e-17.
   const z = (m - 1) / (m + 1);
   const z2 = z * z;
-  let sum = 1 / 23;
-  for (let n = 21; n >= 1; n -= 2) sum = 1 / n + z2 * sum;
+  let sum = ATANH_COEFFS[11]!;
+  for (let i = 10; i >= 0; i--) sum = ATANH_COEFFS[i]! + z2 * sum;
   return k * LN2 + 2 * z * sum;
 }
 
@@ -114,6 +133,48 @@ export class Rng {
     const f = Math.sqrt((-2 * portableLog(s)) / s);
     this.spare = v * f;
     return u * f;
+  }
+
+  /**
+   * Fill `out` with standard normals: the same values, and the same generator state after,
+   * as calling gaussian() out.length times. Faster for bulk noise (AWGN on a batch).
+   */
+  fillGaussian(out: Float64Array | Float32Array): void {
+    let i = 0;
+    const n = out.length;
+    if (n === 0) return;
+    if (this.spare === this.spare) {
+      out[i++] = this.spare;
+      this.spare = NaN;
+    }
+    let a = this.a, b = this.b, c = this.c, d = this.d;
+    while (i < n) {
+      let u: number, v: number, s: number;
+      do {
+        // Two inlined sfc32 steps (see nextU32).
+        let t = (((a + b) | 0) + d) | 0;
+        d = (d + 1) | 0;
+        a = b ^ (b >>> 9);
+        b = (c + (c << 3)) | 0;
+        c = ((c << 21) | (c >>> 11)) + t | 0;
+        u = (t >>> 0) / 2147483648 - 1;
+        t = (((a + b) | 0) + d) | 0;
+        d = (d + 1) | 0;
+        a = b ^ (b >>> 9);
+        b = (c + (c << 3)) | 0;
+        c = ((c << 21) | (c >>> 11)) + t | 0;
+        v = (t >>> 0) / 2147483648 - 1;
+        s = u * u + v * v;
+      } while (s >= 1 || s === 0);
+      const f = Math.sqrt((-2 * portableLog(s)) / s);
+      out[i++] = u * f;
+      if (i < n) out[i++] = v * f;
+      else this.spare = v * f;
+    }
+    this.a = a;
+    this.b = b;
+    this.c = c;
+    this.d = d;
   }
 
   /** The full state, JSON-safe; `setState` restores the exact sequence (checkpoints). */

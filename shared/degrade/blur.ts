@@ -39,40 +39,48 @@ export function gaussianKernel(sigma: number, truncate = 3.0): BlurKernel {
   return { radius, weights };
 }
 
-/** One 'nearest'-border symmetric correlation of `n` samples read/written with strides. */
-function correlateLine(
-  src: Float64Array, srcOff: number, srcStep: number,
-  dst: Float64Array, dstOff: number, dstStep: number,
-  n: number, k: BlurKernel, line: Float64Array,
-): void {
-  const r = k.radius, w = k.weights;
-  // line holds the input padded by r replicated samples on each side.
-  for (let i = 0; i < n; i++) line[r + i] = src[srcOff + i * srcStep]!;
-  const first = line[r]!, last = line[r + n - 1]!;
-  for (let j = 0; j < r; j++) {
-    line[j] = first;
-    line[r + n + j] = last;
-  }
-  for (let i = 0; i < n; i++) {
-    const c = r + i;
-    let acc = line[c]! * w[0]!;
-    for (let j = r; j >= 1; j--) acc += (line[c - j]! + line[c + j]!) * w[j]!;
-    dst[dstOff + i * dstStep] = acc;
-  }
-}
-
 /**
  * Blur the `channels` planes of interleaved float samples (h × w × step, first `channels`
  * of every `step` samples) in place. `scratch` must hold h·w·step values.
+ * Every output is center·w0 + Σ_{j=r..1} (left_j + right_j)·w_j in that order, as scipy's
+ * correlate1d sums; the vertical pass runs along whole rows so the inner loop is contiguous.
  */
 export function gaussianBlurFloat(
   data: Float64Array, w: number, h: number, step: number, channels: number, k: BlurKernel, scratch: Float64Array,
 ): void {
-  if (k.radius === 0) return;
-  const line = new Float64Array(Math.max(w, h) + 2 * k.radius);
-  for (let c = 0; c < channels; c++) {
-    for (let x = 0; x < w; x++) correlateLine(data, x * step + c, w * step, scratch, x * step + c, w * step, h, k, line);
-    for (let y = 0; y < h; y++) correlateLine(scratch, y * w * step + c, step, data, y * w * step + c, step, w, k, line);
+  const r = k.radius, wt = k.weights;
+  if (r === 0) return;
+  const rowLen = w * step;
+  // Axis 0 (vertical), data → scratch; rows outside 0..h−1 are the edge rows ('nearest').
+  const w0 = wt[0]!;
+  const up = new Int32Array(r + 1), down = new Int32Array(r + 1);
+  for (let y = 0; y < h; y++) {
+    const o = y * rowLen;
+    for (let j = 1; j <= r; j++) {
+      up[j] = Math.max(y - j, 0) * rowLen;
+      down[j] = Math.min(y + j, h - 1) * rowLen;
+    }
+    for (let x = 0; x < rowLen; x++) {
+      let acc = data[o + x]! * w0;
+      for (let j = r; j >= 1; j--) acc += (data[up[j]! + x]! + data[down[j]! + x]!) * wt[j]!;
+      scratch[o + x] = acc;
+    }
+  }
+  // Axis 1 (horizontal), scratch → data, one padded line per row and channel.
+  const line = new Float64Array(w + 2 * r);
+  for (let y = 0; y < h; y++) {
+    const o = y * rowLen;
+    for (let c = 0; c < channels; c++) {
+      for (let x = 0; x < w; x++) line[r + x] = scratch[o + x * step + c]!;
+      line.fill(line[r]!, 0, r);
+      line.fill(line[r + w - 1]!, r + w);
+      for (let x = 0; x < w; x++) {
+        const m = r + x;
+        let acc = line[m]! * w0;
+        for (let j = r; j >= 1; j--) acc += (line[m - j]! + line[m + j]!) * wt[j]!;
+        data[o + x * step + c] = acc;
+      }
+    }
   }
 }
 

@@ -79,15 +79,28 @@ function blurInto(src: Uint8Array, dst: Uint8Array, w: number, h: number, c: num
   if (c === 4) for (let i = 3; i < size; i += 4) dst[i] = src[i]!;
 }
 
+let noiseBuf = new Float64Array(0);
+
 function awgnInto(src: Uint8Array, dst: Uint8Array, w: number, h: number, c: number, sigma: number, rng: Rng): void {
   const size = w * h * c;
-  for (let i = 0; i < size; i++) {
-    if (c === 4 && (i & 3) === 3) {
-      dst[i] = src[i]!;
-      continue;
+  const colour = c === 4 ? 3 : c;
+  const draws = w * h * colour;
+  if (noiseBuf.length < draws) noiseBuf = new Float64Array(draws);
+  const noise = noiseBuf.subarray(0, draws);
+  rng.fillGaussian(noise); // one normal per colour sample, in memory order
+  if (c !== 4) {
+    for (let i = 0; i < size; i++) {
+      const v = Math.round(src[i]! + sigma * noise[i]!);
+      dst[i] = v < 0 ? 0 : v > 255 ? 255 : v;
     }
-    const v = Math.round(src[i]! + sigma * rng.gaussian());
-    dst[i] = v < 0 ? 0 : v > 255 ? 255 : v;
+    return;
+  }
+  for (let p = 0, k = 0; p < size; p += 4) {
+    for (let ch = 0; ch < 3; ch++, k++) {
+      const v = Math.round(src[p + ch]! + sigma * noise[k]!);
+      dst[p + ch] = v < 0 ? 0 : v > 255 ? 255 : v;
+    }
+    dst[p + 3] = src[p + 3]!;
   }
 }
 

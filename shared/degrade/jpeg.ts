@@ -211,9 +211,10 @@ function idctIslow(d: Int32Array, ws: Int32Array): void {
  * Compress + decompress one plane in place. `plane` is blocksW·8 × blocksH·8, already
  * edge-padded by the caller the way libjpeg pads that component.
  */
+const blk = new Int32Array(64);
+const ws = new Int32Array(64);
+
 function roundTripPlane(plane: Uint8Array, stride: number, blocksW: number, blocksH: number, qt: Quantizer): void {
-  const blk = new Int32Array(64);
-  const ws = new Int32Array(64);
   for (let by = 0; by < blocksH; by++) {
     for (let bx = 0; bx < blocksW; bx++) {
       const o = by * 8 * stride + bx * 8;
@@ -228,10 +229,20 @@ function roundTripPlane(plane: Uint8Array, stride: number, blocksW: number, bloc
 
 const ceilDiv = (a: number, b: number) => Math.floor((a + b - 1) / b);
 
+/** Scratch planes, grown on demand and reused: batches are degraded image by image. */
+const scratch: Record<'luma' | 'cb' | 'cr' | 'y' | 'cbP' | 'crP', Uint8Array> = {
+  luma: new Uint8Array(0), cb: new Uint8Array(0), cr: new Uint8Array(0), y: new Uint8Array(0), cbP: new Uint8Array(0), crP: new Uint8Array(0),
+};
+function buf(name: keyof typeof scratch, size: number): Uint8Array {
+  if (scratch[name].length < size) scratch[name] = new Uint8Array(size);
+  return scratch[name];
+}
+let upCb = new Uint16Array(0), upCr = new Uint16Array(0);
+
 /** One-component (grayscale) JPEG round trip of a w×h plane read with a channel stride. */
 function grayRoundTrip(src: Uint8Array, dst: Uint8Array, w: number, h: number, step: number, qt: Quantizer): void {
   const bw = ceilDiv(w, 8), bh = ceilDiv(h, 8), stride = bw * 8;
-  const plane = new Uint8Array(stride * bh * 8);
+  const plane = buf('y', stride * bh * 8);
   for (let y = 0; y < bh * 8; y++) {
     const sy = Math.min(y, h - 1);
     for (let x = 0; x < stride; x++) plane[y * stride + x] = src[(sy * w + Math.min(x, w - 1)) * step]!;
@@ -252,105 +263,107 @@ for (let i = 0; i < 256; i++) {
   CB_G[i] = -FIX(0.34414) * x + ONE_HALF;
 }
 const clamp255 = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
+const F_Y1 = FIX(0.299), F_Y2 = FIX(0.587), F_Y3 = FIX(0.114);
+const F_CB1 = FIX(0.16874), F_CB2 = FIX(0.33126), F_HALF = FIX(0.5), F_CR2 = FIX(0.41869), F_CR3 = FIX(0.08131);
+const CBCR_OFF = (128 << 16) + ONE_HALF - 1;
+
+/** 2×2 mean with bias 1,2,1,2… (jcsample.c h2v2_downsample); rows past `ch` repeat the last. */
+function downsample(full: Uint8Array, fullW: number, p: Uint8Array, cStride: number, ch: number, cRows: number): void {
+  for (let cy = 0; cy < ch; cy++) {
+    const r0 = cy * 2 * fullW, r1 = r0 + fullW, o = cy * cStride;
+    for (let cx = 0, x = 0; cx < cStride; cx++, x += 2) {
+      p[o + cx] = (full[r0 + x]! + full[r0 + x + 1]! + full[r1 + x]! + full[r1 + x + 1]! + 1 + (cx & 1)) >> 2;
+    }
+  }
+  for (let cy = ch; cy < cRows; cy++) p.copyWithin(cy * cStride, (ch - 1) * cStride, ch * cStride);
+}
+
+/**
+ * Fancy upsampling (jdsample.c h2v2_fancy_upsample) of a cw×ch plane into a (2cw)×(2ch)
+ * one; rows outside 0..ch−1 repeat the edge row. libjpeg-turbo falls back to pixel
+ * replication when the chroma is ≤ 2 samples wide.
+ */
+function upsample(p: Uint8Array, cStride: number, cw: number, ch: number, out: Uint16Array): void {
+  const upW = cw * 2;
+  if (cw <= 2) {
+    for (let y = 0; y < ch * 2; y++) for (let x = 0; x < upW; x++) out[y * upW + x] = p[(y >> 1) * cStride + (x >> 1)]!;
+    return;
+  }
+  for (let cy = 0; cy < ch; cy++) {
+    const near = cy * cStride;
+    for (let v = 0; v < 2; v++) {
+      const far = (v === 0 ? Math.max(cy - 1, 0) : Math.min(cy + 1, ch - 1)) * cStride;
+      let o = (cy * 2 + v) * upW;
+      let last = p[near]! * 3 + p[far]!;
+      let cur = last;
+      let next = p[near + 1]! * 3 + p[far + 1]!;
+      out[o++] = (cur * 4 + 8) >> 4;
+      out[o++] = (cur * 3 + next + 7) >> 4;
+      last = cur;
+      cur = next;
+      for (let cx = 1; cx < cw - 1; cx++) {
+        next = p[near + cx + 1]! * 3 + p[far + cx + 1]!;
+        out[o++] = (cur * 3 + last + 8) >> 4;
+        out[o++] = (cur * 3 + next + 7) >> 4;
+        last = cur;
+        cur = next;
+      }
+      out[o++] = (cur * 3 + last + 8) >> 4;
+      out[o] = (cur * 4 + 7) >> 4;
+    }
+  }
+}
 
 /** Three-component YCbCr 4:2:0 JPEG round trip of the RGB samples of an image with `step` channels. */
 function colorRoundTrip(src: Uint8Array, dst: Uint8Array, w: number, h: number, step: number, qtY: Quantizer, qtC: Quantizer): void {
-  // Luma and full-resolution chroma, edge-replicated to the chroma's padded width ×2.
   const cw = ceilDiv(w, 2), ch = ceilDiv(h, 2);
   const cbw = ceilDiv(cw, 8), cbh = ceilDiv(ch, 8);
-  const fullW = cbw * 16, fullRows = ch * 2; // chroma rows beyond ch are replicated after downsampling
+  // Full-resolution planes, edge-replicated to the chroma's padded width × 2 (jcsample.c
+  // expand_right_edge) and down to the last row group / luma block row (jcprepct.c).
+  const fullW = cbw * 16, fullRows = ch * 2;
   const yBw = ceilDiv(w, 8), yBh = ceilDiv(h, 8), yStride = yBw * 8;
-  const lumaFull = new Uint8Array(fullW * Math.max(fullRows, yBh * 8));
-  const cbFull = new Uint8Array(fullW * fullRows), crFull = new Uint8Array(fullW * fullRows);
-  const fY1 = FIX(0.299), fY2 = FIX(0.587), fY3 = FIX(0.114);
-  const fCb1 = FIX(0.16874), fCb2 = FIX(0.33126), fHalf = FIX(0.5), fCr2 = FIX(0.41869), fCr3 = FIX(0.08131);
-  const cOff = (128 << 16) + ONE_HALF - 1;
+  const rows = Math.max(fullRows, yBh * 8);
+  const luma = buf('luma', fullW * rows), cbF = buf('cb', fullW * fullRows), crF = buf('cr', fullW * fullRows);
   for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const s = (y * w + x) * step;
+    const o = y * fullW;
+    for (let x = 0, s = y * w * step; x < w; x++, s += step) {
       const r = src[s]!, g = src[s + 1]!, b = src[s + 2]!;
-      const o = y * fullW + x;
-      lumaFull[o] = (fY1 * r + fY2 * g + fY3 * b + ONE_HALF) >> 16;
-      cbFull[o] = (-fCb1 * r - fCb2 * g + fHalf * b + cOff) >> 16;
-      crFull[o] = (fHalf * r - fCr2 * g - fCr3 * b + cOff) >> 16;
+      luma[o + x] = (F_Y1 * r + F_Y2 * g + F_Y3 * b + ONE_HALF) >> 16;
+      cbF[o + x] = (-F_CB1 * r - F_CB2 * g + F_HALF * b + CBCR_OFF) >> 16;
+      crF[o + x] = (F_HALF * r - F_CR2 * g - F_CR3 * b + CBCR_OFF) >> 16;
     }
-    for (let x = w; x < fullW; x++) {
-      const o = y * fullW;
-      lumaFull[o + x] = lumaFull[o + w - 1]!;
-      cbFull[o + x] = cbFull[o + w - 1]!;
-      crFull[o + x] = crFull[o + w - 1]!;
-    }
+    luma.fill(luma[o + w - 1]!, o + w, o + fullW);
+    cbF.fill(cbF[o + w - 1]!, o + w, o + fullW);
+    crF.fill(crF[o + w - 1]!, o + w, o + fullW);
   }
-  // Bottom rows of the last row group repeat the last image row (jcprepct.c).
-  for (let y = h; y < Math.max(fullRows, yBh * 8); y++) {
-    lumaFull.copyWithin(y * fullW, (h - 1) * fullW, h * fullW);
+  for (let y = h; y < rows; y++) {
+    luma.copyWithin(y * fullW, (h - 1) * fullW, h * fullW);
     if (y < fullRows) {
-      cbFull.copyWithin(y * fullW, (h - 1) * fullW, h * fullW);
-      crFull.copyWithin(y * fullW, (h - 1) * fullW, h * fullW);
+      cbF.copyWithin(y * fullW, (h - 1) * fullW, h * fullW);
+      crF.copyWithin(y * fullW, (h - 1) * fullW, h * fullW);
     }
   }
-  // Luma plane.
-  const yPlane = new Uint8Array(yStride * yBh * 8);
-  for (let y = 0; y < yBh * 8; y++) yPlane.set(lumaFull.subarray(y * fullW, y * fullW + yStride), y * yStride);
+  const yPlane = buf('y', yStride * yBh * 8);
+  for (let y = 0; y < yBh * 8; y++) yPlane.set(luma.subarray(y * fullW, y * fullW + yStride), y * yStride);
   roundTripPlane(yPlane, yStride, yBw, yBh, qtY);
-  // Chroma planes: 2×2 mean with bias 1,2,1,2… (jcsample.c h2v2_downsample); rows past ch repeat.
-  const cStride = cbw * 8, cRows = cbh * 8;
-  const planes = [cbFull, crFull].map((full) => {
-    const p = new Uint8Array(cStride * cRows);
-    for (let cy = 0; cy < ch; cy++) {
-      const r0 = cy * 2 * fullW, r1 = r0 + fullW;
-      let bias = 1;
-      for (let cx = 0; cx < cStride; cx++) {
-        const x = cx * 2;
-        p[cy * cStride + cx] = (full[r0 + x]! + full[r0 + x + 1]! + full[r1 + x]! + full[r1 + x + 1]! + bias) >> 2;
-        bias ^= 3;
-      }
-    }
-    for (let cy = ch; cy < cRows; cy++) p.copyWithin(cy * cStride, (ch - 1) * cStride, ch * cStride);
-    roundTripPlane(p, cStride, cbw, cbh, qtC);
-    return p;
-  });
-  // Fancy upsampling (jdsample.c h2v2_fancy_upsample): rows outside 0..ch−1 repeat the edge
-  // row. libjpeg-turbo falls back to pixel replication when the chroma is ≤ 2 samples wide.
-  const upW = cw * 2;
-  const up = planes.map((p) => {
-    const out = new Uint16Array(upW * ch * 2);
-    if (cw <= 2) {
-      for (let y = 0; y < ch * 2; y++) for (let x = 0; x < upW; x++) out[y * upW + x] = p[(y >> 1) * cStride + (x >> 1)]!;
-      return out;
-    }
-    for (let cy = 0; cy < ch; cy++) {
-      for (let v = 0; v < 2; v++) {
-        const nearRow = cy * cStride;
-        const farY = v === 0 ? Math.max(cy - 1, 0) : Math.min(cy + 1, ch - 1);
-        const farRow = farY * cStride;
-        const o = (cy * 2 + v) * upW;
-        const colSum = (cx: number) => p[nearRow + cx]! * 3 + p[farRow + cx]!;
-        let last = colSum(0), cur = last, next = colSum(1);
-        out[o] = (cur * 4 + 8) >> 4;
-        out[o + 1] = (cur * 3 + next + 7) >> 4;
-        last = cur;
-        cur = next;
-        let ox = o + 2;
-        for (let cx = 1; cx < cw - 1; cx++) {
-          next = colSum(cx + 1);
-          out[ox++] = (cur * 3 + last + 8) >> 4;
-          out[ox++] = (cur * 3 + next + 7) >> 4;
-          last = cur;
-          cur = next;
-        }
-        out[ox++] = (cur * 3 + last + 8) >> 4;
-        out[ox] = (cur * 4 + 7) >> 4;
-      }
-    }
-    return out;
-  });
-  const [cbUp, crUp] = up as [Uint16Array, Uint16Array];
+
+  const cStride = cbw * 8, cRows = cbh * 8, upW = cw * 2;
+  if (upCb.length < upW * ch * 2) {
+    upCb = new Uint16Array(upW * ch * 2);
+    upCr = new Uint16Array(upW * ch * 2);
+  }
+  const cbP = buf('cbP', cStride * cRows), crP = buf('crP', cStride * cRows);
+  downsample(cbF, fullW, cbP, cStride, ch, cRows);
+  downsample(crF, fullW, crP, cStride, ch, cRows);
+  roundTripPlane(cbP, cStride, cbw, cbh, qtC);
+  roundTripPlane(crP, cStride, cbw, cbh, qtC);
+  upsample(cbP, cStride, cw, ch, upCb);
+  upsample(crP, cStride, cw, ch, upCr);
+
   for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
+    for (let x = 0, d = y * w * step; x < w; x++, d += step) {
       const yy = yPlane[y * yStride + x]!;
-      const cb = cbUp[y * upW + x]!, cr = crUp[y * upW + x]!;
-      const d = (y * w + x) * step;
+      const cb = upCb[y * upW + x]!, cr = upCr[y * upW + x]!;
       dst[d] = clamp255(yy + CR_R[cr]!);
       dst[d + 1] = clamp255(yy + ((CB_G[cb]! + CR_G[cr]!) >> 16));
       dst[d + 2] = clamp255(yy + CB_B[cb]!);

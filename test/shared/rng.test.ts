@@ -138,3 +138,16 @@ describe('Rng', () => {
     expect(() => parent.fork(-1)).toThrow(RangeError);
   });
 });
+
+describe('Rng.fillGaussian', () => {
+  it('gives the same values and final state as repeated gaussian() calls', () => {
+    for (const [pre, n] of [[0, 7], [1, 8], [3, 1], [0, 0], [2, 1001]] as const) {
+      const a = new Rng(13), b = new Rng(13);
+      for (let i = 0; i < pre; i++) expect(b.gaussian()).toBe(a.gaussian());
+      const bulk = new Float64Array(n);
+      a.fillGaussian(bulk);
+      expect(Array.from(bulk)).toEqual(Array.from({ length: n }, () => b.gaussian()));
+      expect(a.getState()).toEqual(b.getState());
+    }
+  });
+});
