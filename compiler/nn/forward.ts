@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Graph, Layer, ParamStore } from '../graph/ir.ts';
 import { layerInputs, paramKey } from '../graph/ir.ts';
-import { type ActShape, checkParams, inferShapes } from '../graph/shapes.ts';
+import { checkParams, inferShapes } from '../graph/shapes.ts';
 import { batchNormTrain } from '../tf/ops.ts';
 
 /** Parameters by `<layer>/<param>` key, as tensors (variables while training). */
@@ -136,20 +136,13 @@ function runLayer(
   }
 }
 
-/** Shape inference is pure but not free; graphs are immutable once built, so cache it. */
-const shapeCache = new WeakMap<Graph, Map<string, ActShape>>();
-function shapesOf(graph: Graph): Map<string, ActShape> {
-  let s = shapeCache.get(graph);
-  if (!s) shapeCache.set(graph, (s = inferShapes(graph)));
-  return s;
-}
-
 /**
  * Runs the graph on an NHWC float batch. Intermediates are ordinary tfjs tensors: call
  * this inside `tf.tidy` (or `tf.variableGrads`) and return what you keep.
  */
 export function forward(graph: Graph, vars: TensorParams, x: tf.Tensor4D, opts: ForwardOptions): ForwardResult {
-  const shapes = shapesOf(graph);
+  // Not cached: the pruner may edit a graph in place, and inference is cheap.
+  const shapes = inferShapes(graph);
   const input = graph.layers.find((l) => l.kind === 'input')!;
   const want = shapes.get(input.name)!;
   if (x.rank !== 4 || x.shape.slice(1).some((v, i) => v !== want[i])) {

@@ -81,7 +81,7 @@ describe('exportOnnx agrees with the tfjs interpreter in onnxruntime-node (max |
     expect(await maxDiff(graph, params, bytes, 12)).toBeLessThanOrEqual(1e-4);
   });
 
-  it('handles unfolded BN (after ReLU and on a vector), flatten into non-dense, and an output that is not dense', async () => {
+  it('handles unfolded BN (after ReLU and on a vector), padded pools (padding not averaged), flatten into non-dense, and an output that is not dense', async () => {
     const graph: Graph = {
       arch: 'odd',
       layers: [
@@ -92,7 +92,8 @@ describe('exportOnnx agrees with the tfjs interpreter in onnxruntime-node (max |
         { kind: 'conv', name: 'c2', input: 'bn1', filters: 3, kernel: 1, stride: 1, pad: 0, bias: false },
         { kind: 'add', name: 'sum', inputs: ['c2', 'bn1'] },
         { kind: 'maxpool', name: 'mp', input: 'sum', kernel: 2, stride: 1, pad: 1 },
-        { kind: 'flatten', name: 'flat', input: 'mp' },
+        { kind: 'avgpool', name: 'ap', input: 'mp', kernel: 3, stride: 2, pad: 1 },
+        { kind: 'flatten', name: 'flat', input: 'ap' },
         { kind: 'relu', name: 'r2', input: 'flat' },
         { kind: 'dense', name: 'fc', input: 'r2', units: 4 },
         { kind: 'bn', name: 'bn2', input: 'fc', eps: 1e-5, momentum: 0.9 },
@@ -101,7 +102,7 @@ describe('exportOnnx agrees with the tfjs interpreter in onnxruntime-node (max |
     };
     const params = randomParams(graph, 13);
     const bytes = exportOnnx(graph, params, { labels: labelsFor(4), mean: [0, 0], std: [1, 1] });
-    expect(readOnnxSummary(bytes).ops).toEqual(['Conv', 'Relu', 'Mul', 'Add', 'Conv', 'Add', 'MaxPool', 'Transpose', 'Flatten', 'Relu', 'Gemm', 'Mul', 'Add']);
+    expect(readOnnxSummary(bytes).ops).toEqual(['Conv', 'Relu', 'Mul', 'Add', 'Conv', 'Add', 'MaxPool', 'AveragePool', 'Transpose', 'Flatten', 'Relu', 'Gemm', 'Mul', 'Add']);
     expect(await maxDiff(graph, params, bytes, 14)).toBeLessThanOrEqual(1e-4);
   });
 });
