@@ -6,7 +6,7 @@
  */
 import type { Manifest, ModelEntry } from '../shared/manifest.ts';
 import { ClientError } from './decode.ts';
-import { ortHeapBytes, type Ort } from './ort.ts';
+import { ortHeapBytes, ortInitialHeapBytes, type Ort } from './ort.ts';
 import { verifiedModelBytes, type ModelStore } from './store.ts';
 
 type Session = Awaited<ReturnType<Ort['InferenceSession']['create']>>;
@@ -26,6 +26,8 @@ interface Slot {
   cost: number;
   measured: boolean;
   lastUsed: number;
+  /** Runs in progress; a session in use is never released under them. */
+  active: number;
   error?: string;
 }
 
@@ -45,7 +47,7 @@ export class ModelPool {
     /** Bytes of wasm heap the cached sessions may use together. */
     readonly budgetBytes = 96 * 2 ** 20,
   ) {
-    for (const entry of manifest.models) this.slots.set(entry.id, { entry, cost: estimateCost(entry), measured: false, lastUsed: 0 });
+    for (const entry of manifest.models) this.slots.set(entry.id, { entry, cost: estimateCost(entry), measured: false, lastUsed: 0, active: 0 });
   }
 
   get heapBytes(): number {
@@ -95,7 +97,8 @@ export class ModelPool {
         slot.error = `onnxruntime could not load ${slot.entry.file}: ${(err as Error).message}`;
         throw new Error(slot.error);
       }
-      const grew = ortHeapBytes() - before;
+      // Before the first session ORT is not instantiated yet; its starting heap is not the model's.
+      const grew = ortHeapBytes() - (before || ortInitialHeapBytes());
       // A session that fit in already-grown heap shows no growth; keep the estimate then.
       if (grew > 0) slot.cost = grew;
       slot.measured = grew > 0 || slot.measured;
@@ -111,8 +114,8 @@ export class ModelPool {
 
   /** Release least-recently-used sessions until `slot` fits the budget. */
   private async makeRoom(slot: Slot): Promise<void> {
-    const loaded = () => [...this.slots.values()].filter((s) => s.ready && s !== slot);
-    let used = loaded().reduce((sum, s) => sum + s.cost, 0);
+    const loaded = () => [...this.slots.values()].filter((s) => s.ready && s !== slot && s.active === 0);
+    let used = [...this.slots.values()].filter((s) => s.ready && s !== slot).reduce((sum, s) => sum + s.cost, 0);
     for (const victim of loaded().sort((a, b) => a.lastUsed - b.lastUsed)) {
       if (used + slot.cost <= this.budgetBytes) break;
       const session = victim.ready!;
@@ -125,10 +128,17 @@ export class ModelPool {
 
   /** Run a model on an NCHW float batch; returns logits, one row per image. */
   async run(entry: ModelEntry, input: Float32Array, batch: number): Promise<Float32Array[]> {
-    const session = await this.session(entry.id);
+    const slot = this.slots.get(entry.id);
+    if (slot) slot.active++;
+    let out: Awaited<ReturnType<Session['run']>>;
     const { channels, height, width } = entry.input;
     const tensor = new this.ort.Tensor('float32', input, [batch, channels, height, width]);
-    const out = await session.run({ [entry.input.name]: tensor });
+    try {
+      const session = await this.session(entry.id);
+      out = await session.run({ [entry.input.name]: tensor });
+    } finally {
+      if (slot) slot.active--;
+    }
     const logits = out[entry.output];
     if (!logits) throw new Error(`model "${entry.id}" has no output "${entry.output}"`);
     const data = logits.data as Float32Array;

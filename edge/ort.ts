@@ -14,6 +14,7 @@ export type Ort = typeof ort;
 const PLACEHOLDER = new Uint8Array([0x00, 0x66, 0x63, 0x74]);
 
 let ortMemory: WebAssembly.Memory | undefined;
+let initialHeap = 0;
 let configured = false;
 
 function isPlaceholder(source: unknown): boolean {
@@ -43,6 +44,7 @@ export function configureOrt(wasmModule: WebAssembly.Module): Ort {
     if (!isPlaceholder(source)) return original(source, imports);
     const instance = (await original(wasmModule, imports)) as WebAssembly.Instance;
     ortMemory = findMemory(instance.exports, imports);
+    initialHeap = ortMemory?.buffer.byteLength ?? 0;
     return { instance, module: wasmModule };
   };
   (WebAssembly as { instantiate: unknown }).instantiate = patched;
@@ -56,4 +58,9 @@ export function configureOrt(wasmModule: WebAssembly.Module): Ort {
 /** Bytes of ORT's wasm linear memory now (0 before the first session). It never shrinks. */
 export function ortHeapBytes(): number {
   return ortMemory?.buffer.byteLength ?? 0;
+}
+
+/** Heap size when ORT was instantiated: the runtime's own share, not any model's. */
+export function ortInitialHeapBytes(): number {
+  return initialHeap;
 }
