@@ -24,8 +24,11 @@ function checkImage(img: RawImage, what: string): void {
   const { width: w, height: h, channels: c, data } = img;
   if (!Number.isInteger(w) || w < 1 || !Number.isInteger(h) || h < 1) throw new RangeError(`${what}: bad size ${w}×${h}`);
   if (c !== 1 && c !== 3 && c !== 4) throw new RangeError(`${what}: channels must be 1, 3 or 4, got ${c}`);
-  if (!(data instanceof Uint8Array) || data.length !== w * h * c) {
-    throw new RangeError(`${what}: data must be a Uint8Array of ${w}×${h}×${c} = ${w * h * c} bytes, got ${data?.length}`);
+  // By tag, not instanceof, so arrays from another realm (worker, iframe, vm) pass; canvas
+  // and decoder output (Uint8ClampedArray) reads the same.
+  const tag = Object.prototype.toString.call(data);
+  if ((tag !== '[object Uint8Array]' && tag !== '[object Uint8ClampedArray]') || data.length !== w * h * c) {
+    throw new RangeError(`${what}: data must be a Uint8Array of ${w}×${h}×${c} = ${w * h * c} bytes, got ${tag.slice(8, -1)} of ${data?.length}`);
   }
 }
 

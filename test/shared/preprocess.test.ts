@@ -27,8 +27,14 @@ describe('toChannels', () => {
     expect(gray[0]).toBe(toChannels(img(1, 1, 3, [200, 100, 50]), 1).data[0]);
   });
 
+  it('accepts Uint8ClampedArray data (canvas ImageData, image decoders)', () => {
+    const clamped = { width: 1, height: 1, channels: 4 as const, data: Uint8ClampedArray.of(200, 100, 50, 255) as unknown as Uint8Array };
+    expect(Array.from(toChannels(clamped, 3).data)).toEqual([200, 100, 50]);
+    expect(() => toChannels({ width: 1, height: 1, channels: 1, data: [7] as unknown as Uint8Array }, 3)).toThrow(/got Array of 1/);
+  });
+
   it('rejects bad images and targets with clear messages', () => {
-    expect(() => toChannels(img(2, 2, 3, [1, 2, 3]), 1)).toThrow(/toChannels: data must be a Uint8Array of 2×2×3 = 12 bytes, got 3/);
+    expect(() => toChannels(img(2, 2, 3, [1, 2, 3]), 1)).toThrow(/toChannels: data must be a Uint8Array of 2×2×3 = 12 bytes, got Uint8Array of 3/);
     expect(() => toChannels(img(1, 1, 3, [1, 2, 3]), 4 as 3)).toThrow(/target channels must be 1 or 3/);
     expect(() => toChannels(img(1, 1, 4, [1, 2, 3, 4]), 3, { background: 7 as 0 })).toThrow(/background must be 0 or 255/);
   });
