@@ -14,7 +14,9 @@ export async function isGzipFile(path: string): Promise<boolean> {
   const handle = await openOrThrow(path);
   try {
     const head = Buffer.alloc(2);
-    const { bytesRead } = await handle.read(head, 0, 2, 0);
+    const { bytesRead } = await handle.read(head, 0, 2, 0).catch((err: NodeJS.ErrnoException) => {
+      throw new DataError(path, err.code === 'EISDIR' ? 'is a folder, expected a file' : `cannot read (${err.code ?? err.message})`);
+    });
     return bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
   } finally {
     await handle.close();

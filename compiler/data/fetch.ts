@@ -9,7 +9,7 @@
  * published on cs.toronto.edu.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, statSync } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createAtomicFile } from './atomic.ts';
@@ -171,7 +171,6 @@ async function alreadyPresent(dir: string, remote: RemoteFile): Promise<boolean>
 async function hashFile(path: string, checksum: Checksum): Promise<string> {
   const hash = createHash(checksum.algorithm);
   if (checksum.of === 'file') {
-    const { createReadStream } = await import('node:fs');
     for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
     return hash.digest('hex');
   }

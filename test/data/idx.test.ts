@@ -126,9 +126,9 @@ describe('IDX loader', () => {
     await expect(readIdxImages(path)).rejects.toThrow(/header claims 4294967295×28×28 = \d+ bytes.*corrupt/);
   });
 
-  it('names a missing file', async () => {
+  it('names a missing file, or a folder given as a file', async () => {
     const missing = join(dir, 'nope.gz');
-    const err = await loadError(missing, LABELS_GZ);
-    expect(err.message).toBe(`${missing}: file not found`);
+    expect((await loadError(missing, LABELS_GZ)).message).toBe(`${missing}: file not found`);
+    expect((await loadError(dir, LABELS_GZ)).message).toBe(`${dir}: is a folder, expected a file`);
   });
 });
