@@ -16,12 +16,18 @@ const CIFAR100_FINE = (
   'willow_tree wolf woman worm'
 ).split(' ');
 
-export const DATASET_LABELS: Record<DatasetName, string[]> = {
+/** Frozen (the arrays too): a stray sort() or push() must not reorder every model's classes. */
+export const DATASET_LABELS: Record<DatasetName, string[]> = deepFreeze({
   'fashion-mnist': ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
   mnist: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
   cifar10: ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'],
   cifar100: CIFAR100_FINE,
-};
+});
+
+function deepFreeze<T extends Record<string, string[]>>(sets: T): T {
+  for (const labels of Object.values(sets)) Object.freeze(labels);
+  return Object.freeze(sets);
+}
 
 export function isDatasetName(name: string): name is DatasetName {
   return Object.hasOwn(DATASET_LABELS, name);

@@ -12,12 +12,13 @@ import type { Rng } from '../rng.ts';
 import { gaussianBlurFloat, gaussianKernel, rintToUint8, type BlurKernel } from './blur.ts';
 import { jpegRoundTrip } from './jpeg.ts';
 
-export const DEGRADATION_LEVELS: Record<DegradationKind, { min: number; max: number }> = {
-  jpeg: { min: 1, max: 101 },
-  blur: { min: 0, max: 50 },
-  awgn: { min: 0, max: 50 },
-  saltpepper: { min: 0, max: 25 },
-};
+/** Frozen: validation reads these, so a caller must not be able to widen them by accident. */
+export const DEGRADATION_LEVELS: Record<DegradationKind, { min: number; max: number }> = Object.freeze({
+  jpeg: Object.freeze({ min: 1, max: 101 }),
+  blur: Object.freeze({ min: 0, max: 50 }),
+  awgn: Object.freeze({ min: 0, max: 50 }),
+  saltpepper: Object.freeze({ min: 0, max: 25 }),
+});
 
 export interface DegradeOptions {
   /**

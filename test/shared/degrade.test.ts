@@ -23,6 +23,9 @@ describe('degrade: contract', () => {
     expect(DEGRADATION_LEVELS).toEqual({
       jpeg: { min: 1, max: 101 }, blur: { min: 0, max: 50 }, awgn: { min: 0, max: 50 }, saltpepper: { min: 0, max: 25 },
     });
+    expect(() => {
+      (DEGRADATION_LEVELS.jpeg as { max: number }).max = 200;
+    }).toThrow(TypeError);
   });
 
   it('identity levels (jpeg 101, others 0) return an equal copy and draw no random numbers', () => {

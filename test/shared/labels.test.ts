@@ -27,3 +27,11 @@ describe('labels', () => {
     expect(() => datasetLabels('imagenet')).toThrow('unknown data set "imagenet": expected one of fashion-mnist, mnist, cifar10, cifar100');
   });
 });
+
+describe('labels are immutable', () => {
+  it('throws on attempts to reorder or extend them', () => {
+    expect(() => DATASET_LABELS.cifar10.sort()).toThrow(TypeError);
+    expect(() => DATASET_LABELS.mnist.push('10')).toThrow(TypeError);
+    expect(DATASET_LABELS.cifar10[0]).toBe('airplane');
+  });
+});
