@@ -81,7 +81,7 @@ describe('exportOnnx agrees with the tfjs interpreter in onnxruntime-node (max |
     expect(await maxDiff(graph, params, bytes, 12)).toBeLessThanOrEqual(1e-4);
   });
 
-  it('handles unfolded BN (after ReLU and on a vector), padded pools (padding not averaged), flatten into non-dense, and an output that is not dense', async () => {
+  it('folds BN into a conv with bias; handles unfolded BN (after ReLU and on a vector), padded pools (padding not averaged), flatten into non-dense, and an output that is not dense', async () => {
     const graph: Graph = {
       arch: 'odd',
       layers: [
@@ -89,8 +89,9 @@ describe('exportOnnx agrees with the tfjs interpreter in onnxruntime-node (max |
         { kind: 'conv', name: 'c1', input: 'input', filters: 3, kernel: 3, stride: 2, pad: 1, bias: true },
         { kind: 'relu', name: 'r1', input: 'c1' },
         { kind: 'bn', name: 'bn1', input: 'r1', eps: 1e-3, momentum: 0.9 },
-        { kind: 'conv', name: 'c2', input: 'bn1', filters: 3, kernel: 1, stride: 1, pad: 0, bias: false },
-        { kind: 'add', name: 'sum', inputs: ['c2', 'bn1'] },
+        { kind: 'conv', name: 'c2', input: 'bn1', filters: 3, kernel: 1, stride: 1, pad: 0, bias: true },
+        { kind: 'bn', name: 'bn3', input: 'c2', eps: 1e-2, momentum: 0.9 },
+        { kind: 'add', name: 'sum', inputs: ['bn3', 'bn1'] },
         { kind: 'maxpool', name: 'mp', input: 'sum', kernel: 2, stride: 1, pad: 1 },
         { kind: 'avgpool', name: 'ap', input: 'mp', kernel: 3, stride: 2, pad: 1 },
         { kind: 'flatten', name: 'flat', input: 'ap' },
