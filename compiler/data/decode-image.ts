@@ -41,10 +41,11 @@ function decodePngImage(bytes: Uint8Array): RawImage {
   } else {
     data = unpackLowDepthGray(png.data as Uint8Array, width, height, png.depth);
   }
-  // Gray+alpha and RGBA: the alpha is dropped later by toChannels; keep 1/3/4 here.
+  // RGBA stays 4-channel for toChannels to composite; gray+alpha has no RawImage form, so
+  // composite it here onto black with toChannels' rounding, keeping gray images gray.
   if (channels === 2) {
     const gray = new Uint8Array(width * height);
-    for (let i = 0; i < gray.length; i++) gray[i] = data[2 * i]!;
+    for (let i = 0; i < gray.length; i++) gray[i] = Math.floor((data[2 * i]! * data[2 * i + 1]! + 127) / 255);
     return { width, height, channels: 1, data: gray };
   }
   if (channels !== 1 && channels !== 3 && channels !== 4) throw new Error(`unsupported PNG channel count ${channels}`);

@@ -76,6 +76,40 @@ describe('image folder loader', () => {
     for (let p = 0; p < 64; p++) expect(new Set(pixels.subarray(3 * p, 3 * p + 3)).size).toBe(1);
   });
 
+  it('composites alpha onto black: RGBA and 16-bit gray+alpha PNGs', async () => {
+    const root = join(dir, 'alpha');
+    mkdirSync(join(root, 'rgba'), { recursive: true });
+    mkdirSync(join(root, 'la'), { recursive: true });
+    const rgba = new Uint8Array([200, 100, 50, 255, 200, 100, 50, 128, 200, 100, 50, 0, 10, 20, 30, 64]);
+    writeFileSync(join(root, 'rgba', 'x.png'), encodePng({ width: 2, height: 2, channels: 4, data: rgba }));
+    const la16 = new Uint16Array([0xc8ff, 0xffff, 0xc800, 0x8000, 0x6400, 0x0000, 0xffff, 0x4000]);
+    writeFileSync(join(root, 'la', 'y.png'), encodePng({ width: 2, height: 2, channels: 2, depth: 16, data: la16 }));
+    const ds = await loadImageFolder(root);
+    expect(ds.classNames).toEqual(['la', 'rgba']);
+    expect(ds.channels).toBe(3);
+    const over = (v: number, a: number) => Math.floor((v * a + 127) / 255);
+    // la: gray (high byte) 200/200/100/255 with alpha 255/128/0/64, then gray → RGB.
+    expect(Array.from(ds.images.subarray(0, 12))).toEqual([over(200, 255), over(200, 128), over(100, 0), over(255, 64)].flatMap((g) => [g, g, g]));
+    expect(Array.from(ds.images.subarray(12, 24))).toEqual([0, 1, 2, 3].flatMap((p) => [0, 1, 2].map((c) => over(rgba[4 * p + c]!, rgba[4 * p + 3]!))));
+    const gray = await loadImageFolder(join(root), { channels: 1 });
+    expect(Array.from(gray.images.subarray(0, 4))).toEqual([over(200, 255), over(200, 128), over(100, 0), over(255, 64)]);
+  });
+
+  it('refuses an image whose header claims too many pixels, before decoding it', async () => {
+    const root = join(dir, 'huge');
+    cpSync(join(SHAPES, 'train'), root, { recursive: true });
+    const jpg = join(root, 'ring', 'b.jpg');
+    const bytes = readFileSync(jpg);
+    // Patch the baseline frame header (FFC0): height and width to 60000.
+    const sof = bytes.indexOf(Buffer.from([0xff, 0xc0]));
+    bytes.writeUInt16BE(60000, sof + 5);
+    bytes.writeUInt16BE(60000, sof + 7);
+    writeFileSync(jpg, bytes);
+    const err = await folderError(root);
+    expect(err.file).toBe(jpg);
+    expect(err.message).toMatch(/cannot decode image: image is 60000×60000 = 3600000000 pixels, over the \d+ limit/);
+  });
+
   it('uses <dir>/train and <dir>/test through the registry', async () => {
     const train = await loadDatasetWithSource({ name: 'folder', split: 'train', dir: SHAPES });
     const test = await loadDatasetWithSource({ name: 'folder', split: 'test', dir: SHAPES });
