@@ -234,7 +234,11 @@ export const CompileConfig = z
         fusion: FusionStage.prefault({}),
         distill: TrainingStage,
         /** Loss of the Fusing and Vanilla baselines; their budget is stage 4's. */
-        baselines: z.object({ loss: LossWeights.prefault({ ce: 1 }) }).strict().prefault({}),
+        baselines: z
+          .object({ loss: LossWeights.prefault({ ce: 1 }) })
+          .strict()
+          .refine((b) => b.loss.feature === 0, { message: 'the Vanilla and Fusing baselines have no teachers: feature weight must be 0', path: ['loss', 'feature'] })
+          .prefault({}),
       })
       .strict(),
     evaluation: EvaluationConfig.prefault({}),

@@ -1,0 +1,412 @@
+/**
+ * The real stage implementations behind `facet compile`: training through the trainer
+ * (compiler/train/loop.ts) with FusionDistill's losses, fusion, and evaluation of the
+ * exported ONNX model. compile.ts decides when each runs; this file decides what it does.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { degradeBatch } from '../../shared/degrade.ts';
+import { DEGRADATION_KINDS, MANIFEST_SCHEMA_ID, parseManifest, type DegradationKind, type Manifest } from '../../shared/manifest.ts';
+import { batchToNHWC } from '../../shared/preprocess.ts';
+import { Rng } from '../../shared/rng.ts';
+import { splitValidation, take } from '../data/split.ts';
+import type { LabelledImages } from '../data/types.ts';
+import { initParams, resnet } from '../graph/builders.ts';
+import { countGraph } from '../graph/count.ts';
+import type { Graph, ParamStore } from '../graph/ir.ts';
+import { forward } from '../nn/forward.ts';
+import { exportOnnx } from '../onnx/export.ts';
+import { readParams, train, writeParams, type LossFn, type TrainResult } from '../train/loop.ts';
+import type { OptimizerConfig as TrainerOptimizer } from '../train/optimizers.ts';
+import type { PrefetchMode } from '../train/pipeline.ts';
+import { SILENT, type ProgressReporter, type StepInfo } from '../train/progress.ts';
+import type { ScheduleConfig as TrainerSchedule } from '../train/schedules.ts';
+import { hashSources, sha256File, writeFileAtomic } from './cache.ts';
+import { EVAL_FILE, ONNX_FILE, readEval, type CompileData, type PublishEnv, type StageEnv, type StageImpls } from './compile.ts';
+import type { CompileConfig, DegradationRanges, EvaluationConfig, LossWeights, OptimizerConfig, ScheduleConfig, TrainingStage } from './config.ts';
+import { evaluate, onnxClassifier, toAccuracyReport } from './evaluate.ts';
+import { fuseParams, recalibrateBn } from './fusion.ts';
+import { crossEntropy, degradationLoss, fusionDistillLoss } from './losses.ts';
+import { FUSION_FILES, PARAMS_FILE, type ModelRef, type StageKind } from './plan.ts';
+
+const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
+
+export function buildGraph(config: CompileConfig, data: LabelledImages): Graph {
+  const { depth, width, shortcut, head } = config.model;
+  return resnet({ depth, width, input: [data.height, data.width, data.channels], classes: data.classNames.length, shortcut, head });
+}
+
+/** The training images a compile uses (trainLimit applied) and the held-out validation split. */
+export function trainingSplits(config: CompileConfig, train: LabelledImages): { train: LabelledImages; val?: LabelledImages } {
+  const { trainLimit, validation } = config.dataset;
+  const limited = trainLimit && trainLimit < train.count ? take(train, trainLimit, config.seed) : train;
+  if (validation === 0) return { train: limited };
+  return splitValidation(limited, { fraction: validation, seed: config.seed });
+}
+
+export function trainerOptimizer(o: OptimizerConfig): TrainerOptimizer {
+  return o.type === 'sgd'
+    ? { kind: 'sgd', momentum: o.momentum, nesterov: o.nesterov, weightDecay: o.weightDecay }
+    : { kind: 'radam', beta1: o.betas[0], beta2: o.betas[1], eps: o.eps, weightDecay: o.weightDecay };
+}
+
+export function trainerSchedule(s: ScheduleConfig, lr: number): TrainerSchedule {
+  switch (s.type) {
+    case 'constant':
+      return { kind: 'constant', lr };
+    case 'step':
+      return { kind: 'step', lr, gamma: s.gamma, milestones: s.milestones, unit: s.unit };
+    case 'cosine':
+      return { kind: 'cosine', lr, floor: s.min };
+    case 'onecycle':
+      return { kind: 'onecycle', peak: s.peak, pctStart: s.pctStart, divFactor: s.divFactor, finalDivFactor: s.finalDivFactor };
+  }
+}
+
+/**
+ * A copy of `data` where image i is degraded by kinds[i mod K] at a level drawn uniformly
+ * from its range: a fixed validation set for models that must do well on degraded images.
+ */
+export function degradedCopy(data: LabelledImages, kinds: readonly DegradationKind[], ranges: DegradationRanges, seed: number): LabelledImages {
+  const { height: h, width: w, channels: c } = data;
+  const per = h * w * c;
+  const images = new Uint8Array(data.images);
+  kinds.forEach((kind, k) => {
+    const rng = new Rng(seed).fork(0xd00 + k);
+    const idx: number[] = [];
+    for (let i = k; i < data.count; i += kinds.length) idx.push(i);
+    if (idx.length === 0) return;
+    const batch = new Uint8Array(idx.length * per);
+    idx.forEach((i, j) => batch.set(data.images.subarray(i * per, (i + 1) * per), j * per));
+    const levels = idx.map(() => rng.int(ranges[kind].min, ranges[kind].max));
+    const out = degradeBatch(batch, idx.length, h, w, c, kind, levels, rng);
+    idx.forEach((i, j) => images.set(out.subarray(j * per, (j + 1) * per), i * per));
+  });
+  return { ...data, split: `${data.split}-degraded`, images };
+}
+
+/**
+ * `count` batches of `size` random training images (no augmentation), batch b degraded by
+ * the b-th degradation in turn at uniformly drawn levels, normalized, NHWC.
+ */
+export function* recalibrationBatches(data: LabelledImages, count: number, size: number, ranges: DegradationRanges, norm: { mean: number[]; std: number[] }, seed: number): Generator<tf.Tensor4D> {
+  const { height: h, width: w, channels: c } = data;
+  const per = h * w * c;
+  for (let b = 0; b < count; b++) {
+    const kind = DEGRADATION_KINDS[b % DEGRADATION_KINDS.length]!;
+    const rng = new Rng(seed).fork(0x5ec0 + b);
+    const n = Math.min(size, data.count);
+    const batch = new Uint8Array(n * per);
+    for (let j = 0; j < n; j++) {
+      const i = rng.int(0, data.count - 1);
+      batch.set(data.images.subarray(i * per, (i + 1) * per), j * per);
+    }
+    const levels = Array.from({ length: n }, () => rng.int(ranges[kind].min, ranges[kind].max));
+    const degraded = degradeBatch(batch, n, h, w, c, kind, levels, rng);
+    yield tf.tensor4d(batchToNHWC(degraded, n, h, w, c, norm), [n, h, w, c]);
+  }
+}
+
+function loadParams(env: StageEnv, ref: ModelRef): ParamStore {
+  const dep = env.deps.get(ref.stage);
+  if (!dep) throw new Error(`stage ${env.spec.id}: dependency ${ref.stage} is missing`);
+  return readParams(join(dep.dir, ref.file)).params;
+}
+
+const toTensors = (params: ParamStore): Map<string, tf.Tensor> => new Map([...params].map(([k, t]) => [k, tf.tensor(t.data, t.shape, 'float32')]));
+
+export interface StageRuntime {
+  prefetch: PrefetchMode;
+  /** Progress display for training stages (default: none). */
+  progress?: () => ProgressReporter;
+  /** Also checkpoint every this many steps (default: every epoch only). */
+  checkpointEverySteps?: number;
+  /** Called after every training step; throwing stops the stage (its checkpoints stay for the rerun). */
+  onStep?: (stage: string, info: StepInfo) => void;
+}
+
+interface FineTune {
+  graph: Graph;
+  params: ParamStore;
+  stage: TrainingStage;
+  /** Images per step (stage 4: K sub-batches). */
+  batchSize: number;
+  kinds?: DegradationKind[];
+  teachers: boolean;
+  loss: LossFn;
+  val?: LabelledImages;
+}
+
+async function runTraining(env: StageEnv, runtime: StageRuntime, job: FineTune): Promise<unknown> {
+  const { config } = env;
+  const splits = trainingSplits(config, env.data.train);
+  const t0 = performance.now();
+  const result: TrainResult = await train({
+    graph: job.graph,
+    params: job.params,
+    train: splits.train,
+    val: job.val,
+    epochs: job.stage.epochs,
+    batchSize: job.batchSize,
+    optimizer: trainerOptimizer(job.stage.optimizer),
+    schedule: trainerSchedule(job.stage.schedule, job.stage.optimizer.lr),
+    augment: config.augmentation,
+    degrade: job.kinds ? { kinds: job.kinds, levels: config.degradations } : undefined,
+    keepClean: job.teachers,
+    normalize: { mean: config.dataset.mean, std: config.dataset.std },
+    loss: job.loss,
+    taps: job.graph.feature ? [job.graph.feature] : [],
+    seed: config.seed,
+    outDir: env.workDir,
+    resume: true,
+    prefetch: runtime.prefetch,
+    checkpointEverySteps: runtime.checkpointEverySteps,
+    onStep: runtime.onStep && ((info) => runtime.onStep!(env.spec.id, info)),
+    progress: runtime.progress?.() ?? SILENT,
+  });
+  const chosen = result.best?.params ?? result.params;
+  writeParams(join(env.outDir, PARAMS_FILE), job.graph.arch, chosen, result.best?.epoch ?? job.stage.epochs - 1, result.best && result.best.valAccuracy >= 0 ? result.best.valAccuracy : null);
+  if (result.resumedFrom) env.log(`resumed from epoch ${result.resumedFrom.epoch + 1}, step ${result.resumedFrom.batch}`);
+  env.log(`${result.stats.images} images at ${result.stats.imagesPerSecond.toFixed(1)} img/s, data prep ${(100 * result.stats.dataShare).toFixed(1)}% of step time`);
+  return {
+    seconds: (performance.now() - t0) / 1000,
+    bestEpoch: result.best?.epoch ?? null,
+    valAccuracy: result.best && result.best.valAccuracy >= 0 ? result.best.valAccuracy : null,
+    history: result.history,
+    stats: result.stats,
+    dataShare: result.stats.dataShare,
+    resumedFrom: result.resumedFrom,
+  };
+}
+
+const ceLoss = (w: LossWeights): LossFn => ({ logits, labels }) => tf.mul(crossEntropy(logits, labels), w.ce) as tf.Scalar;
+
+function featureOf(graph: Graph, taps: Map<string, tf.Tensor>): tf.Tensor {
+  const f = graph.feature && taps.get(graph.feature);
+  if (!f) throw new Error(`graph ${graph.arch} has no distilled feature layer (graph.feature)`);
+  return f;
+}
+
+/** Disposes the teachers' tensors however the training ends. */
+async function withTeachers<T>(teachers: ParamStore[], fn: (tensors: Map<string, tf.Tensor>[]) => Promise<T>): Promise<T> {
+  const tensors = teachers.map(toTensors);
+  try {
+    return await fn(tensors);
+  } finally {
+    for (const m of tensors) for (const t of m.values()) t.dispose();
+  }
+}
+
+export function stageImpls(runtime: StageRuntime = { prefetch: 'inline' }): StageImpls {
+  const run: StageImpls['run'] = {
+    async base(env) {
+      const graph = buildGraph(env.config, env.data.train);
+      const params = initParams(graph, new Rng(env.config.seed).fork(0x1417));
+      const { val } = trainingSplits(env.config, env.data.train);
+      return runTraining(env, runtime, { graph, params, stage: env.config.stages.base, batchSize: env.config.stages.base.batchSize, teachers: false, loss: ceLoss(env.config.stages.base.loss), val });
+    },
+
+    async degrade(env) {
+      const { config } = env;
+      const kind = (env.spec.config as { degradation: DegradationKind }).degradation;
+      const graph = buildGraph(config, env.data.train);
+      const base = loadParams(env, { stage: 'base', file: PARAMS_FILE });
+      const { val } = trainingSplits(config, env.data.train);
+      const stage = config.stages.degradation;
+      return withTeachers([base], ([teacher]) => {
+        // Student starts as the base; the frozen base (eval mode) sees the clean image.
+        const loss: LossFn = ({ logits, labels, taps, clean }) => {
+          const t = forward(graph, teacher!, clean!, { training: false, taps: [graph.feature!] }).taps.get(graph.feature!)!;
+          return degradationLoss(stage.loss, logits, labels, featureOf(graph, taps), t);
+        };
+        return runTraining(env, runtime, { graph, params: base, stage, batchSize: stage.batchSize, kinds: [kind], teachers: true, loss, val: val && degradedCopy(val, [kind], config.degradations, config.seed) });
+      });
+    },
+
+    async fusion(env) {
+      const { config } = env;
+      const graph = buildGraph(config, env.data.train);
+      const models = DEGRADATION_KINDS.map((k) => loadParams(env, { stage: `degrade-${k}`, file: PARAMS_FILE }));
+      const copy = fuseParams(graph, models, 'copy');
+      const { recalibrationBatches: count, recalibrationBatchSize: size, bn } = config.stages.fusion;
+      const splits = trainingSplits(config, env.data.train);
+      const norm = { mean: config.dataset.mean, std: config.dataset.std };
+      const t0 = performance.now();
+      const recal = await recalibrateBn(graph, copy, recalibrationBatches(splits.train, count, size, config.degradations, norm, config.seed));
+      const recalSeconds = (performance.now() - t0) / 1000;
+      const fused = bn === 'copy' ? copy : bn === 'average' ? fuseParams(graph, models, 'average') : recal;
+      writeParams(join(env.outDir, FUSION_FILES.soupCopy), graph.arch, copy, 0, null);
+      writeParams(join(env.outDir, FUSION_FILES.soupRecal), graph.arch, recal, 0, null);
+      writeParams(join(env.outDir, FUSION_FILES.fused), graph.arch, fused, 0, null);
+      env.log(`fused 4 models; BN of the fused model: ${bn}; recalibration on ${count}×${size} images took ${recalSeconds.toFixed(1)} s`);
+      return { bn, recalSeconds };
+    },
+
+    async distill(env) {
+      const { config } = env;
+      const graph = buildGraph(config, env.data.train);
+      const fused = loadParams(env, { stage: 'fusion', file: FUSION_FILES.fused });
+      const teachers = DEGRADATION_KINDS.map((k) => loadParams(env, { stage: `degrade-${k}`, file: PARAMS_FILE }));
+      const { val } = trainingSplits(config, env.data.train);
+      const stage = config.stages.distill;
+      const kinds = [...DEGRADATION_KINDS];
+      return withTeachers(teachers, (teacherTensors) => {
+        // Sub-batch k holds degradation k; teacher k (eval mode) sees the clean images of sub-batch k.
+        const loss: LossFn = ({ logits, labels, taps, clean }) => {
+          const cleanParts = tf.split(clean!, kinds.length, 0) as tf.Tensor4D[];
+          const targets = teacherTensors.map((t, k) => forward(graph, t, cleanParts[k]!, { training: false, taps: [graph.feature!] }).taps.get(graph.feature!)!);
+          return fusionDistillLoss(stage.loss, logits, labels, featureOf(graph, taps), targets);
+        };
+        return runTraining(env, runtime, { graph, params: fused, stage, batchSize: stage.batchSize * kinds.length, kinds, teachers: true, loss, val: val && degradedCopy(val, kinds, config.degradations, config.seed) });
+      });
+    },
+
+    vanilla: (env) => baseline(env, { stage: 'base', file: PARAMS_FILE }),
+    fusing: (env) => baseline(env, { stage: 'fusion', file: FUSION_FILES.fused }),
+
+    async eval(env) {
+      const { config } = env;
+      const spec = env.spec.config as { model: ModelRef; kinds: DegradationKind[]; clean: boolean; evaluation: Omit<EvaluationConfig, 'quick'> & { quick: EvaluationConfig['quick'] | null }; levels: Partial<DegradationRanges> };
+      const graph = buildGraph(config, env.data.test);
+      const params = loadParams(env, spec.model);
+      const onnx = exportOnnx(graph, params, { labels: env.data.test.classNames, mean: config.dataset.mean, std: config.dataset.std });
+      await writeFileAtomic(join(env.outDir, ONNX_FILE), onnx);
+      const model = await onnxClassifier(onnx);
+      try {
+        const quick = spec.evaluation.quick !== null;
+        const evaluation: EvaluationConfig = { ...spec.evaluation, quick: spec.evaluation.quick ?? config.evaluation.quick };
+        const result = await evaluate(model.classify, env.data.test, { ranges: spec.levels, evaluation, quick, kinds: spec.kinds, clean: spec.clean, mean: config.dataset.mean, std: config.dataset.std });
+        await writeFileAtomic(join(env.outDir, EVAL_FILE), JSON.stringify(result));
+        const s = result.summary;
+        env.log(['clean', ...DEGRADATION_KINDS, 'degradedMean'].filter((k) => s[k as keyof typeof s] !== null).map((k) => `${k} ${(100 * (s[k as keyof typeof s] as number)).toFixed(1)}%`).join(', '));
+        return { summary: s };
+      } finally {
+        await model.close();
+      }
+    },
+  };
+
+  async function baseline(env: StageEnv, from: ModelRef): Promise<unknown> {
+    // Same budget and data as stage 4 (K degradation sub-batches per step), CE only, no teachers.
+    const { config } = env;
+    const graph = buildGraph(config, env.data.train);
+    const { val } = trainingSplits(config, env.data.train);
+    const stage = config.stages.distill;
+    const kinds = [...DEGRADATION_KINDS];
+    return runTraining(env, runtime, { graph, params: loadParams(env, from), stage, batchSize: stage.batchSize * kinds.length, kinds, teachers: false, loss: ceLoss(config.stages.baselines.loss), val: val && degradedCopy(val, kinds, config.degradations, config.seed) });
+  }
+
+  const versions = new Map<StageKind, Promise<string>>();
+  return {
+    run,
+    codeVersion(kind) {
+      let v = versions.get(kind);
+      if (!v) versions.set(kind, (v = sourceFiles(CODE_PATHS[kind]).then((files) => hashSources(files, ROOT))));
+      return v;
+    },
+    publish,
+  };
+}
+
+/** Source that decides each kind of stage's output; a change to any of it reruns that kind. */
+const TRAIN_CODE = ['compiler/pipeline/stages.ts', 'compiler/pipeline/losses.ts', 'compiler/train', 'compiler/nn', 'compiler/graph', 'compiler/tf', 'compiler/data/split.ts', 'shared/rng.ts', 'shared/degrade.ts', 'shared/degrade', 'shared/preprocess.ts'];
+const CODE_PATHS: Record<StageKind, string[]> = {
+  base: TRAIN_CODE,
+  degrade: TRAIN_CODE,
+  distill: TRAIN_CODE,
+  vanilla: TRAIN_CODE,
+  fusing: TRAIN_CODE,
+  fusion: [...TRAIN_CODE, 'compiler/pipeline/fusion.ts'],
+  eval: ['compiler/pipeline/stages.ts', 'compiler/pipeline/evaluate.ts', 'compiler/onnx', 'compiler/graph', 'compiler/train/checkpoint.ts', 'shared/rng.ts', 'shared/degrade.ts', 'shared/degrade', 'shared/preprocess.ts'],
+};
+
+async function sourceFiles(paths: string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const p of paths) {
+    const abs = join(ROOT, p);
+    if (/\.(ts|mjs|proto)$/.test(p)) files.push(abs);
+    else for (const name of await readdir(abs)) if (/\.(ts|mjs|proto)$/.test(name)) files.push(join(abs, name));
+  }
+  return files;
+}
+
+async function medianLatencyMs(onnx: Uint8Array, dims: { c: number; h: number; w: number }, runs = 30): Promise<number> {
+  const model = await onnxClassifier(onnx, 1);
+  try {
+    const input = new Float32Array(dims.c * dims.h * dims.w);
+    await model.classify(input, { n: 1, ...dims });
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      await model.classify(input, { n: 1, ...dims });
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    return times[Math.floor(runs / 2)]!;
+  } finally {
+    await model.close();
+  }
+}
+
+/** Writes the shipped FusionDistill model as `full.onnx` with its manifest entry. */
+async function publish(env: PublishEnv): Promise<string[]> {
+  const { config, data } = env;
+  const evalStage = env.results.get('eval-fusiondistill');
+  if (!evalStage) throw new Error('publish: the FusionDistill model was not evaluated');
+  const onnx = new Uint8Array(await readFile(join(evalStage.dir, ONNX_FILE)));
+  const file = join(env.outDir, 'full.onnx');
+  await writeFileAtomic(file, onnx);
+  const graph = buildGraph(config, data.test);
+  const counts = countGraph(graph);
+  const accuracy = toAccuracyReport((await readEval(evalStage)).summary);
+  const labels = data.test.classNames;
+  const manifest: Manifest = {
+    schema: MANIFEST_SCHEMA_ID,
+    dataset: config.dataset.name,
+    labels,
+    createdAt: new Date().toISOString(),
+    compilerVersion: await compilerVersion(),
+    models: [
+      {
+        id: 'full',
+        subtask: null,
+        file: 'full.onnx',
+        classes: labels.map((label, index) => ({ index, label })),
+        input: { name: 'input', layout: 'NCHW', height: data.test.height, width: data.test.width, channels: data.test.channels, mean: config.dataset.mean, std: config.dataset.std },
+        output: 'logits',
+        macs: counts.macs,
+        params: counts.params,
+        bytes: onnx.length,
+        sha256: await sha256File(file),
+        accuracy,
+        latencyMs: await medianLatencyMs(onnx, { c: data.test.channels, h: data.test.height, w: data.test.width }),
+        configHash: env.configHash,
+      },
+    ],
+  };
+  parseManifest(manifest, 'compile manifest');
+  const manifestFile = join(env.outDir, 'manifest.json');
+  await writeFileAtomic(manifestFile, JSON.stringify(manifest, null, 1));
+  env.log(`wrote ${file} (${onnx.length} bytes) and ${manifestFile}`);
+  return [file, manifestFile];
+}
+
+async function compilerVersion(): Promise<string> {
+  const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Loads the configured data set's train and test splits with their checksums. */
+export async function loadCompileData(config: CompileConfig): Promise<CompileData> {
+  const { loadDataset } = await import('../data/registry.ts');
+  const [train, test] = await Promise.all([
+    loadDataset({ name: config.dataset.name, split: 'train', dir: config.dataset.dir }),
+    loadDataset({ name: config.dataset.name, split: 'test', dir: config.dataset.dir }),
+  ]);
+  const channels = config.dataset.mean.length;
+  if (channels !== train.channels) throw new Error(`config dataset.mean has ${channels} entries but ${config.dataset.name} images have ${train.channels} channels`);
+  const { dataChecksum } = await import('./compile.ts');
+  return { train, test, checksums: { train: dataChecksum(train), test: dataChecksum(test) } };
+}
+

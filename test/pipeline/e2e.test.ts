@@ -1,0 +1,93 @@
+import { existsSync } from 'node:fs';
+import { cp, mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { readParams } from '../../compiler/train/loop.ts';
+import { compile } from '../../compiler/pipeline/compile.ts';
+import { stageImpls } from '../../compiler/pipeline/stages.ts';
+import { onnxClassifier } from '../../compiler/pipeline/evaluate.ts';
+import { initBackend } from '../../compiler/tf/backend.ts';
+import { parseManifest } from '../../shared/manifest.ts';
+import { tinyConfig, tinyData } from './helpers/tiny.ts';
+
+beforeAll(async () => {
+  await initBackend('cpu');
+});
+
+let firstRoot = '';
+
+describe('end-to-end compile (tiny, cpu backend)', () => {
+  it('trains every stage, evaluates the exported models, writes report and manifest; a rerun is all cached', async () => {
+    const root = (firstRoot = await mkdtemp(join(tmpdir(), 'facet-e2e-')));
+    const lines: string[] = [];
+    const opts = { config: tinyConfig(), cacheDir: join(root, 'cache'), outDir: join(root, 'out'), baselines: true, quick: true, data: tinyData(), impls: stageImpls(), log: (l: string) => lines.push(l) };
+    const t0 = performance.now();
+    const first = await compile(opts);
+    const seconds = (performance.now() - t0) / 1000;
+    expect(first.ran).toHaveLength(first.plan.stages.length);
+    expect(first.report.rows.map((r) => r.id)).toEqual(['base', 'oracle', 'vanilla', 'soup-copy', 'soup-recal', 'fusing', 'fusiondistill']);
+    for (const row of first.report.rows) {
+      for (const v of Object.values(row.summary)) if (v !== null) expect(v).toBeGreaterThanOrEqual(0);
+      expect(row.summary.degradedMean).not.toBeNull();
+    }
+    // The quadrant task is easy: the base model learns it from 48 images in two epochs.
+    expect(first.report.rows[0]!.summary.clean).toBeGreaterThan(0.5);
+    const training = first.report.stages.filter((s) => !s.stage.startsWith('eval-') && s.stage !== 'fusion');
+    for (const s of training) expect(s.dataShare, s.stage).toBeGreaterThan(0);
+
+    const manifest = parseManifest(JSON.parse(await readFile(join(root, 'out', 'manifest.json'), 'utf8')));
+    expect(manifest.models[0]).toMatchObject({ id: 'full', file: 'full.onnx', input: { height: 8, width: 8, channels: 1 }, output: 'logits' });
+    expect(manifest.models[0]!.accuracy!.degradedMean).toBeCloseTo(first.report.rows.at(-1)!.summary.degradedMean!, 12);
+    // The shipped file is the model the report evaluated.
+    const shipped = await onnxClassifier(join(root, 'out', 'full.onnx'));
+    const logits = await shipped.classify(new Float32Array(64), { n: 1, c: 1, h: 8, w: 8 });
+    expect(logits).toHaveLength(4);
+    await shipped.close();
+    const html = await readFile(join(root, 'out', 'report.html'), 'utf8');
+    expect(html).toContain('<tr data-row="fusiondistill">');
+
+    // Fusion wrote the three variants; the recalibrated soup has different BN statistics than the copied one.
+    const fusion = first.results.get('fusion')!;
+    const copy = readParams(join(fusion.dir, 'soup-copy.ckpt')).params;
+    const recal = readParams(join(fusion.dir, 'soup-recal.ckpt')).params;
+    const bnMean = [...copy.keys()].find((k) => k.endsWith('/mean'))!;
+    expect(recal.get(bnMean)!.data).not.toEqual(copy.get(bnMean)!.data);
+    expect(recal.get('fc/kernel')!.data).toEqual(copy.get('fc/kernel')!.data);
+
+    // Stage 4 and the Fusing baseline start from the same fused model but differ in loss.
+    const distilled = readParams(join(first.results.get('distill')!.dir, 'params.ckpt')).params;
+    const fusing = readParams(join(first.results.get('fusing')!.dir, 'params.ckpt')).params;
+    expect(distilled.get('fc/kernel')!.data).not.toEqual(fusing.get('fc/kernel')!.data);
+
+    const second = await compile({ ...opts, log: () => {} });
+    expect(second.ran).toEqual([]);
+    expect(second.report.rows).toEqual(first.report.rows);
+    console.log(`tiny end-to-end compile with baselines: ${seconds.toFixed(1)} s`);
+  });
+
+  it('a stage interrupted mid-epoch resumes from its checkpoint and ends with the same weights', async () => {
+    expect(firstRoot).not.toBe('');
+    const root = await mkdtemp(join(tmpdir(), 'facet-resume-'));
+    // Start from the finished compile's cache without stage 4 and its evaluation.
+    const cache = join(root, 'cache');
+    await cp(join(firstRoot, 'cache'), cache, { recursive: true, filter: (src) => !/\/(distill|eval-fusiondistill)-/.test(src) });
+    const opts = { config: tinyConfig(), cacheDir: cache, outDir: join(root, 'out'), baselines: false, quick: true, data: tinyData() };
+    const interrupting = stageImpls({
+      prefetch: 'inline',
+      checkpointEverySteps: 1,
+      onStep: (stage, info) => {
+        if (stage === 'distill' && info.globalStep === 2) throw new Error('interrupted');
+      },
+    });
+    await expect(compile({ ...opts, impls: interrupting })).rejects.toThrow('interrupted');
+    const work = (await readdir(cache)).find((n) => n.startsWith('distill-') && n.endsWith('.work'))!;
+    expect(existsSync(join(cache, work, 'last.ckpt'))).toBe(true);
+
+    const resumed = await compile({ ...opts, impls: stageImpls({ prefetch: 'inline', checkpointEverySteps: 1 }) });
+    expect(resumed.ran).toEqual(['distill', 'eval-fusiondistill']);
+    expect((resumed.results.get('distill')!.done.meta as { resumedFrom: unknown }).resumedFrom).toEqual({ epoch: 0, batch: 2 });
+    const original = await readFile(join(firstRoot, 'cache', resumed.results.get('distill')!.dir.split('/').at(-1)!, 'params.ckpt'));
+    expect(await readFile(join(resumed.results.get('distill')!.dir, 'params.ckpt'))).toEqual(original);
+  });
+});
