@@ -52,9 +52,10 @@ export function toChannels(img: RawImage, c: 1 | 3, opts: ChannelOptions = {}): 
     for (let i = 0; i < n; i++) {
       const s = i * step;
       let r = src[s]!, g = src[s + 1]!, b = src[s + 2]!;
-      if (step === 4) {
-        // Rounded (v·a + bg·(255 − a)) / 255.
-        const a = src[s + 3]!, ia = 255 - a;
+      const a = step === 4 ? src[s + 3]! : 255;
+      if (a !== 255) {
+        // Rounded (v·a + bg·(255 − a)) / 255; opaque pixels (the common case) skip it.
+        const ia = 255 - a;
         r = Math.floor((r * a + bg * ia + 127) / 255);
         g = Math.floor((g * a + bg * ia + 127) / 255);
         b = Math.floor((b * a + bg * ia + 127) / 255);
