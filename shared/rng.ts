@@ -208,7 +208,7 @@ export class Rng {
     if (!Number.isInteger(stream) || stream < 0 || stream >= TWO_POW_32) {
       throw new RangeError(`Rng.fork stream must be a uint32, got ${stream}`);
     }
-    const child = Object.create(Rng.prototype) as Rng;
+    const child = new Rng(0); // re-seeded below; constructing keeps one object shape for the JIT
     const mixed = (this.a ^ Math.imul(this.b, 0x9e3779b1) ^ Math.imul(this.c, 0x85ebca77) ^ Math.imul(this.d, 0xc2b2ae3d)) >>> 0;
     child.seedWords(mixed, (this.b ^ this.c) >>> 0, (stream + 1) >>> 0);
     return child;
