@@ -7,10 +7,16 @@
  * table in upstream's README) while the IDX content is identical, so hashing the content
  * accepts any honest mirror and rejects any corrupt one. CIFAR: md5 of the tarball, as
  * published on cs.toronto.edu.
+ *
+ * Downloads use node:http(s), not fetch(): fetch() silently decodes a Content-Encoding
+ * (servers often label .gz/.tar.gz files that way), which would change the bytes that
+ * the tarball md5 is pinned on.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, statSync } from 'node:fs';
 import { mkdir, unlink } from 'node:fs/promises';
+import { get as httpGet, type IncomingMessage } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { join } from 'node:path';
 import { createAtomicFile } from './atomic.ts';
 import { ByteReader } from './byte-reader.ts';
@@ -190,10 +196,28 @@ function joinUrl(base: string, name: string): string {
 }
 
 /** Why a host could not be used, in one line (no stack). */
-function describeNetworkError(err: unknown): string {
-  // fetch() wraps the socket error: `cause` has the useful text (e.g. "getaddrinfo ENOTFOUND host").
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.message || cause?.code || (err as Error)?.message || String(err);
+function describeNetworkError(err: unknown, signal: AbortSignal): string {
+  // After our idle abort the socket error is a bare "aborted"; our reason says why.
+  if (signal.aborted) return (signal.reason as Error).message;
+  return (err as Error)?.message || String(err);
+}
+
+/** GET with redirects followed; the body arrives exactly as the server stored it. */
+function get(url: string, signal: AbortSignal, redirectsLeft = 5): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const request = (url.startsWith('https:') ? httpsGet : httpGet)(url, { signal, headers: { 'user-agent': 'facet-data-fetch' } }, (response) => {
+      const status = response.statusCode ?? 0;
+      const location = response.headers.location;
+      if (status >= 300 && status < 400 && location) {
+        response.resume();
+        if (redirectsLeft === 0) reject(new Error(`too many redirects (last: ${url})`));
+        else get(new URL(location, url).toString(), signal, redirectsLeft - 1).then(resolve, reject);
+        return;
+      }
+      resolve(response);
+    });
+    request.on('error', reject);
+  });
 }
 
 /** Downloads to `target` (atomically) from the first base URL that works; returns the URL used. */
@@ -209,26 +233,27 @@ async function download(baseUrls: string[], remote: RemoteFile, target: string, 
       idle = setTimeout(() => controller.abort(new Error(`no data for ${idleTimeoutMs / 1000} s`)), idleTimeoutMs);
     };
     arm();
-    let response: Response;
+    let response: IncomingMessage;
     try {
-      response = await fetch(url, { signal: controller.signal, redirect: 'follow' });
+      response = await get(url, controller.signal);
     } catch (err) {
       clearTimeout(idle);
-      failures.push(`could not reach ${host}: ${describeNetworkError(err)}`);
+      failures.push(`could not reach ${host}: ${describeNetworkError(err, controller.signal)}`);
       continue;
     }
-    if (!response.ok || !response.body) {
+    const status = response.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
       clearTimeout(idle);
-      await response.body?.cancel().catch(() => {});
-      failures.push(`GET ${url} answered ${response.status} ${response.statusText}`.trim());
+      response.resume();
+      failures.push(`GET ${url} answered ${status} ${response.statusMessage ?? ''}`.trim());
       continue;
     }
-    const total = Number(response.headers.get('content-length')) || undefined;
+    const total = Number(response.headers['content-length']) || undefined;
     const progress = createProgress(remote.name, total, out);
     const file = await createAtomicFile(target);
     const hash = remote.checksum.of === 'file' ? createHash(remote.checksum.algorithm) : undefined;
     try {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+      for await (const chunk of response as AsyncIterable<Buffer>) {
         arm();
         hash?.update(chunk);
         await file.write(chunk);
@@ -250,9 +275,10 @@ async function download(baseUrls: string[], remote: RemoteFile, target: string, 
       return url;
     } catch (err) {
       clearTimeout(idle);
+      response.destroy();
       await file.abort();
       if (err instanceof FetchError) throw err;
-      failures.push(`download from ${host} failed: ${describeNetworkError(err)} (after ${progress.received}${total ? ` of ${total}` : ''} bytes)`);
+      failures.push(`download from ${host} failed: ${describeNetworkError(err, controller.signal)} (after ${progress.received}${total ? ` of ${total}` : ''} bytes)`);
     }
   }
   throw new FetchError(`${failures.join('; ')}; ${OFFLINE_HINT}`);

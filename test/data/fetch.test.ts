@@ -35,6 +35,8 @@ const server = await serveFiles(new Map([
   ['/fm/t10k-images-idx3-ubyte.gz', fmImages],
   ['/fm/t10k-labels-idx1-ubyte.gz', fmLabels],
   ['/fm/corrupt.gz', fmImages.subarray(0, 1000)],
+  ['/encoded/t10k-images-idx3-ubyte.gz', fmImages],
+  ['/encoded/cifar-10-binary.tar.gz', tarball],
 ]));
 
 /** The real CIFAR-10 source, with this fixture's md5 and batch sizes in place of the real ones. */
@@ -63,6 +65,13 @@ describe('facet data fetch', () => {
     const again = await fetchDataset('cifar10', { dir: dest, baseUrl: `${server.url}mirror/`, out: textSink(), source: fixtureCifarSource() });
     expect(again.skipped).toEqual(['cifar-10-binary.tar.gz']);
     expect(server.requests.length).toBe(before);
+  });
+
+  it('follows redirects', async () => {
+    const dest = join(dir, 'cifar10-moved');
+    const result = await fetchDataset('cifar10', { dir: dest, baseUrl: `${server.url}moved/`, out: textSink(), source: fixtureCifarSource() });
+    expect(result.downloaded).toEqual(['cifar-10-binary.tar.gz']);
+    expect(server.requests.slice(-2)).toEqual(['/moved/cifar-10-binary.tar.gz', '/mirror/cifar-10-binary.tar.gz']);
   });
 
   it('rejects a download whose md5 differs from the pinned one, keeping nothing (through the CLI)', async () => {
@@ -96,6 +105,19 @@ describe('facet data fetch', () => {
     // The first file passed and stays; the failing one left nothing behind.
     expect(readdirSync(dest)).toEqual(['t10k-images-idx3-ubyte.gz']);
     expect(readFileSync(join(dest, 't10k-images-idx3-ubyte.gz'))).toEqual(fmImages);
+  });
+
+  it('keeps the bytes as stored when the server labels a .gz Content-Encoding: gzip', async () => {
+    const source: DatasetSource = {
+      name: 'fashion-mnist', baseUrls: [],
+      files: [{ name: 't10k-images-idx3-ubyte.gz', checksum: { algorithm: 'sha256', hex: sha256(execFileSync('gzip', ['-dc'], { input: fmImages })), of: 'gunzipped' } }],
+    };
+    const dest = join(dir, 'fm-encoded');
+    await fetchDataset('fashion-mnist', { dir: dest, baseUrl: `${server.url}encoded/`, out: textSink(), source });
+    expect(readFileSync(join(dest, 't10k-images-idx3-ubyte.gz'))).toEqual(fmImages);
+    // And a tarball pinned by md5 of the file is checked on the stored bytes too.
+    const cifar = fixtureCifarSource();
+    await fetchDataset('cifar10', { dir: join(dir, 'cifar-encoded'), baseUrl: `${server.url}encoded/`, out: textSink(), source: cifar });
   });
 
   it('reports a download that is not valid gzip', async () => {

@@ -37,19 +37,25 @@ export function cifarBatch(variant: 'cifar10' | 'cifar100', labels: number[], fi
   return out;
 }
 
-/** Serves `files` (URL path → bytes) on 127.0.0.1; closed when the test file finishes. */
+/** Serves `files` (URL path → bytes) on 127.0.0.1, /moved/* redirecting to /mirror/*; closed when the test file finishes. */
 export async function serveFiles(files: Map<string, Uint8Array>): Promise<{ url: string; requests: string[] }> {
   const { createServer } = await import('node:http');
   const requests: string[] = [];
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     requests.push(path);
+    if (path.startsWith('/moved/')) {
+      res.writeHead(302, { location: path.replace('/moved/', '/mirror/') }).end();
+      return;
+    }
     const body = files.get(path);
     if (!body) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return;
     }
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
+    // Paths under /encoded/ mimic a server that labels .gz files Content-Encoding: gzip.
+    const encoding = path.startsWith('/encoded/') ? { 'content-encoding': 'gzip' } : {};
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length, ...encoding });
     res.end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
