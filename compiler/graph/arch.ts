@@ -5,6 +5,7 @@
  */
 import { type ResnetHead, type Shortcut, VGG_CONFIGS, VGG_SMALL, resnet, vgg } from './builders.ts';
 import type { Graph, Shape3 } from './ir.ts';
+import { inferShapes } from './shapes.ts';
 
 export interface ArchSpec {
   /** `resnet<depth>` (depth 6n+2), `vgg11|13|16|19` or `vgg-small`. */
@@ -54,4 +55,23 @@ export function parseArchId(id: string): Omit<ArchSpec, 'input' | 'classes'> {
   const v = /^(vgg(?:11|13|16|19|-small))-w(\d+(?:\.\d+)?)-(gap|flatten)$/.exec(id);
   if (v) return { arch: v[1]!, width: Number(v[2]), head: v[3]! };
   throw new Error(`cannot rebuild a graph from arch id "${id}": expected e.g. resnet20-w1-proj-gap or vgg11-w1-gap (a pruned or custom graph needs its graph JSON)`);
+}
+
+/** A graph saved as JSON (e.g. by the pruner), checked by shape inference; `source` names the file in errors. */
+export function parseGraphJson(text: string, source: string): Graph {
+  let graph: Graph;
+  try {
+    graph = JSON.parse(text) as Graph;
+  } catch (err) {
+    throw new Error(`${source}: not JSON: ${(err as Error).message}`);
+  }
+  if (!graph || typeof graph.arch !== 'string' || !Array.isArray(graph.layers) || typeof graph.output !== 'string') {
+    throw new Error(`${source}: not a graph (needs "arch", "layers" and "output")`);
+  }
+  try {
+    inferShapes(graph);
+  } catch (err) {
+    throw new Error(`${source}: ${(err as Error).message}`);
+  }
+  return graph;
 }

@@ -1,8 +1,14 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { UsageError } from '../../compiler/cli/command.ts';
 import { command } from '../../compiler/cli/commands/info.ts';
 import { buildGraph, parseArchId, parseShape3 } from '../../compiler/graph/arch.ts';
+import { initParams, resnet } from '../../compiler/graph/builders.ts';
 import { countGraph } from '../../compiler/graph/count.ts';
+import { exportOnnx } from '../../compiler/onnx/export.ts';
+import { TestRng } from '../nn/test-rng.ts';
 
 async function runInfo(argv: string[]): Promise<string> {
   const log = vi.spyOn(console, 'log').mockImplementation(() => {});
@@ -41,8 +47,33 @@ describe('facet info', () => {
     expect(fc).toMatchObject({ shape: [4], macs: 2 * 2 * 32 * 4, params: 2 * 2 * 32 * 4 + 4 });
   });
 
+  it('reads a graph JSON (e.g. a pruned model) and summarises an exported ONNX file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'facet-info-'));
+    try {
+      const g = resnet({ depth: 8, input: [16, 16, 1], classes: 3, shortcut: 'A' });
+      const conv = g.layers.find((l) => l.name === 's1b0.conv1')!;
+      if (conv.kind === 'conv') conv.filters = 5; // as a pruner would
+      writeFileSync(join(dir, 'g.json'), JSON.stringify(g));
+      const out = JSON.parse(await runInfo(['--graph', join(dir, 'g.json'), '--json']));
+      expect(out.macs).toBe(countGraph(g).macs);
+      expect(out.layers.find((l: { name: string }) => l.name === 's1b0.conv1').shape).toEqual([16, 16, 5]);
+      writeFileSync(join(dir, 'bad.json'), JSON.stringify({ ...g, output: 'nope' }));
+      await expect(runInfo(['--graph', join(dir, 'bad.json')])).rejects.toThrow(/--graph .*bad\.json: graph .*output "nope"/);
+      const onnx = join(dir, 'm.onnx');
+      writeFileSync(onnx, exportOnnx(g, initParams(g, new TestRng(1)), { labels: ['x', 'y', 'z'], classes: [3, 1, 2], mean: [0.5], std: [0.5] }));
+      const text = await runInfo(['--onnx', onnx]);
+      expect(text).toMatch(/ONNX IR 8, opset 17, producer facet/);
+      expect(text).toContain('facet.labels: ["x","y","z"]');
+      expect(text).toMatch(/ops: Conv×7, Relu×7, Add×3, Slice×2, Pad×2, GlobalAveragePool×1, Flatten×1, Gemm×1/);
+      await expect(runInfo(['--onnx', join(dir, 'g.json')])).rejects.toThrow(/--onnx .*g\.json/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('turns bad flags into usage errors that name the flag', async () => {
     await expect(runInfo([])).rejects.toThrow(UsageError);
+    await expect(runInfo(['--arch', 'resnet20', '--onnx', 'x.onnx'])).rejects.toThrow(/exactly one of/);
     await expect(runInfo(['--arch', 'resnet21'])).rejects.toThrow(/6n\+2/);
     await expect(runInfo(['--arch', 'resnet20', '--input', '28x28'])).rejects.toThrow(/--input must look like HxWxC/);
     await expect(runInfo(['--arch', 'resnet20', '--classes', '2.5'])).rejects.toThrow(/--classes must be a positive integer/);

@@ -4,11 +4,10 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type Command, UsageError } from '../command.ts';
 import { datasetLabels } from '../../../shared/labels.ts';
-import { buildGraph, parseArchId, parseShape3 } from '../../graph/arch.ts';
+import { buildGraph, parseArchId, parseGraphJson, parseShape3 } from '../../graph/arch.ts';
 import type { Shortcut } from '../../graph/builders.ts';
 import { countGraph } from '../../graph/count.ts';
 import type { Graph } from '../../graph/ir.ts';
-import { inferShapes } from '../../graph/shapes.ts';
 import { exportOnnx } from '../../onnx/export.ts';
 import { writeFileAtomic } from '../../train/checkpoint.ts';
 import { readParams } from '../../train/loop.ts';
@@ -44,21 +43,11 @@ function numberList(flag: string, text: string | undefined): number[] {
 }
 
 function readGraphJson(path: string): Graph {
-  let graph: Graph;
   try {
-    graph = JSON.parse(readFileSync(path, 'utf8')) as Graph;
+    return parseGraphJson(readFileSync(path, 'utf8'), `--graph ${path}`);
   } catch (err) {
-    throw new UsageError(`--graph ${path}: ${(err as Error).message}`);
+    throw new UsageError((err as Error).message);
   }
-  if (!graph || typeof graph.arch !== 'string' || !Array.isArray(graph.layers) || typeof graph.output !== 'string') {
-    throw new UsageError(`--graph ${path}: not a graph (needs "arch", "layers" and "output")`);
-  }
-  try {
-    inferShapes(graph);
-  } catch (err) {
-    throw new UsageError(`--graph ${path}: ${(err as Error).message}`);
-  }
-  return graph;
 }
 
 export const command: Command = {

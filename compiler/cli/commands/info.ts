@@ -1,12 +1,17 @@
 /** `facet info`: an architecture's layer table with output shapes, MACs and parameters. */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { type Command, UsageError } from '../command.ts';
-import { buildGraph, parseShape3 } from '../../graph/arch.ts';
+import { buildGraph, parseGraphJson, parseShape3 } from '../../graph/arch.ts';
 import { countGraph } from '../../graph/count.ts';
 import type { Shortcut } from '../../graph/builders.ts';
+import type { Graph } from '../../graph/ir.ts';
+import { readOnnxSummary } from '../../onnx/export.ts';
 
 const HELP = `Usage: facet info --arch ARCH [--width W] [--input HxWxC] [--classes K]
                   [--shortcut A|projection] [--head gap|pool2x2|flatten] [--json]
+       facet info --graph FILE.json [--json]
+       facet info --onnx FILE.onnx [--json]
 
 Prints every layer of the architecture with its output shape (H×W×C), MACs and
 parameters, then the totals. MACs count conv and dense layers; parameters count conv and
@@ -18,7 +23,59 @@ dense weights and biases and BN γ/β (not running statistics).
   --classes K      output classes (default 10)
   --shortcut S     ResNet shortcut: projection (default) or A (parameter-free)
   --head H         gap (default), pool2x2 (ResNet) or flatten (VGG)
+  --graph FILE     a graph saved as JSON (e.g. a pruned model) instead of --arch
+  --onnx FILE      summarise an exported model: IR version, opset, producer,
+                   metadata (labels, classes, mean, std) and operator counts
   --json           print {arch, macs, params, layers: [...]} as JSON instead`;
+
+function onnxInfo(path: string, json: boolean): void {
+  let summary;
+  try {
+    summary = readOnnxSummary(readFileSync(path));
+  } catch (err) {
+    throw new UsageError(`--onnx ${path}: ${(err as Error).message}`);
+  }
+  if (json) {
+    console.log(JSON.stringify(summary, null, 2));
+    return;
+  }
+  const ops = new Map<string, number>();
+  for (const op of summary.ops) ops.set(op, (ops.get(op) ?? 0) + 1);
+  const lines = [
+    `${path}: ONNX IR ${summary.irVersion}, opset ${summary.opset}, producer ${summary.producerName} ${summary.producerVersion}`,
+    ...Object.entries(summary.metadata).map(([k, v]) => `  ${k}: ${v}`),
+    `  ops: ${[...ops].map(([op, n]) => `${op}×${n}`).join(', ')}`,
+  ];
+  console.log(lines.join('\n'));
+}
+
+function readGraph(path: string): Graph {
+  try {
+    return parseGraphJson(readFileSync(path, 'utf8'), `--graph ${path}`);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+function graphFromFlags(values: { arch?: string; width?: string; input?: string; classes?: string; shortcut?: string; head?: string }): Graph {
+  if (values.shortcut !== undefined && values.shortcut !== 'A' && values.shortcut !== 'projection') {
+    throw new UsageError(`--shortcut must be A or projection, got "${values.shortcut}"`);
+  }
+  const width = positiveNumber('--width', values.width, false);
+  const classes = positiveNumber('--classes', values.classes, true) ?? 10;
+  try {
+    return buildGraph({
+      arch: values.arch!,
+      width,
+      input: values.input === undefined ? [32, 32, 3] : parseShape3(values.input, '--input'),
+      classes,
+      shortcut: values.shortcut as Shortcut | undefined,
+      head: values.head,
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
 
 function positiveNumber(flag: string, text: string | undefined, integer: boolean): number | undefined {
   if (text === undefined) return undefined;
@@ -47,30 +104,18 @@ export const command: Command = {
           classes: { type: 'string' },
           shortcut: { type: 'string' },
           head: { type: 'string' },
+          graph: { type: 'string' },
+          onnx: { type: 'string' },
           json: { type: 'boolean' },
         },
       }));
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
-    if (!values.arch) throw new UsageError('--arch is required (e.g. --arch resnet20)');
-    if (values.shortcut !== undefined && values.shortcut !== 'A' && values.shortcut !== 'projection') {
-      throw new UsageError(`--shortcut must be A or projection, got "${values.shortcut}"`);
-    }
-    let graph;
-    try {
-      graph = buildGraph({
-        arch: values.arch,
-        width: positiveNumber('--width', values.width, false),
-        input: values.input === undefined ? [32, 32, 3] : parseShape3(values.input, '--input'),
-        classes: positiveNumber('--classes', values.classes, true) ?? 10,
-        shortcut: values.shortcut as Shortcut | undefined,
-        head: values.head,
-      });
-    } catch (err) {
-      if (err instanceof UsageError) throw err;
-      throw new UsageError((err as Error).message);
-    }
+    const sources = ['arch', 'graph', 'onnx'].filter((k) => values[k as 'arch'] !== undefined);
+    if (sources.length !== 1) throw new UsageError('give exactly one of --arch (e.g. --arch resnet20), --graph FILE.json or --onnx FILE.onnx');
+    if (values.onnx !== undefined) return onnxInfo(values.onnx, values.json === true);
+    const graph = values.graph !== undefined ? readGraph(values.graph) : graphFromFlags(values);
     const count = countGraph(graph);
     if (values.json) {
       console.log(JSON.stringify({ arch: graph.arch, macs: count.macs, params: count.params, feature: graph.feature, layers: count.perLayer }, null, 2));
