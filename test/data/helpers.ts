@@ -2,10 +2,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
+import { Writable } from 'node:stream';
 import { afterAll } from 'vitest';
-
-const require = createRequire(import.meta.url);
 
 export const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'data');
 
@@ -66,7 +64,6 @@ export async function serveFiles(files: Map<string, Uint8Array>): Promise<{ url:
 
 /** Collects progress output like a non-terminal stream. */
 export function textSink(): NodeJS.WritableStream & { isTTY: false; text(): string } {
-  const { Writable } = require('node:stream') as typeof import('node:stream');
   let text = '';
   const sink = new Writable({ write(chunk, _enc, done) { text += String(chunk); done(); } });
   return Object.assign(sink, { isTTY: false as const, text: () => text });
