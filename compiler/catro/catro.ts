@@ -7,7 +7,7 @@
  */
 import { countGraph } from '../graph/count.ts';
 import type { Graph, HostTensor, ParamStore } from '../graph/ir.ts';
-import { paramKey } from '../graph/ir.ts';
+import { layerInputs, paramKey } from '../graph/ir.ts';
 import { inferShapes, isMap } from '../graph/shapes.ts';
 import { type CountMacs, type Widths, greedyBudget, ratioBudget, widthsForRatios } from './budget.ts';
 import { maskChannels, pruneChannels, restrictClasses, withWidths } from './prune.ts';
@@ -85,6 +85,21 @@ function checkCalibration(graph: Graph, calib: CalibrationSet, classes: number):
   return n;
 }
 
+/** Only the layers the taps depend on, so a scatter pass stops at the deepest tap. */
+export function truncateToTaps(graph: Graph, taps: readonly string[]): Graph {
+  const need = new Set(taps);
+  for (let i = graph.layers.length - 1; i >= 0; i--) {
+    const l = graph.layers[i]!;
+    if (need.has(l.name)) for (const input of layerInputs(l)) need.add(input);
+  }
+  const layers = graph.layers.filter((l) => need.has(l.name));
+  const deepest = [...layers].reverse().find((l) => taps.includes(l.name));
+  if (!deepest) throw new Error(`catro: none of the taps ${JSON.stringify(taps)} is a layer of graph ${graph.arch}`);
+  // Graphs must end in a vector (inferShapes); a global pool of the deepest tap is the cheapest one.
+  const output = '__catro_scatter_end';
+  return { arch: graph.arch, layers: [...layers, { kind: 'globalavgpool', name: output, input: deepest.name }], output };
+}
+
 /** Per-space scatter (summed over each space's taps) of the model under `params`. */
 export async function measureScatter(
   graph: Graph,
@@ -108,7 +123,7 @@ export async function measureScatter(
     }
   }
   const taps = [...accs.keys()];
-  const session = run(graph, params);
+  const session = run(truncateToTaps(graph, taps), params);
   try {
     for (let lo = 0; lo < n; lo += batch) {
       const hi = Math.min(n, lo + batch);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { baselinePrune, catroPrune, filterL1Norms, measureScatter, sampleCalibration } from '../../compiler/catro/catro.ts';
+import { baselinePrune, catroPrune, filterL1Norms, measureScatter, sampleCalibration, truncateToTaps } from '../../compiler/catro/catro.ts';
 import { maskChannels } from '../../compiler/catro/prune.ts';
 import { selectLayer } from '../../compiler/catro/select.ts';
 import { prunableSpaces } from '../../compiler/catro/spaces.ts';
@@ -69,6 +69,17 @@ describe('catroPrune (reference interpreter)', () => {
     await expect(run({ x: x.subarray(1), slots })).rejects.toThrow(/calibration x has 767 values, expected 12 samples × 64/);
     await expect(run({ x, slots: slots.map((s) => (s === 2 ? 3 : s)) })).rejects.toThrow(/slot 2 is 3, outside \[0, 3\)/);
     await expect(run({ x: x.subarray(0, 4 * 64), slots: slots.slice(0, 4) })).rejects.toThrow(/class slot 1 has 1 calibration samples/);
+  });
+});
+
+describe('truncateToTaps', () => {
+  it('keeps only what the taps need and computes the same tap values', () => {
+    const cut = truncateToTaps(graph, ['s2b0.relu1', 's1b0.relu1']);
+    expect(cut.layers.some((l) => l.name.startsWith('s3') || l.name === 'fc' || l.name === 's2b0.conv2')).toBe(false);
+    const full = referenceForward(graph, params, x, n);
+    const part = referenceForward(cut, params, x, n);
+    for (const t of ['s2b0.relu1', 's1b0.relu1']) expect(part.get(t)!.data).toEqual(full.get(t)!.data);
+    expect(() => truncateToTaps(graph, ['nope'])).toThrow(/none of the taps/);
   });
 });
 
