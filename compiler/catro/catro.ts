@@ -5,6 +5,7 @@
  * adapts the tfjs interpreter), and masks are applied by silencing parameters
  * ({@link maskChannels}), so the runner needs no mask support.
  */
+import type { LabelledImages } from '../data/types.ts';
 import { countGraph } from '../graph/count.ts';
 import type { Graph, HostTensor, ParamStore } from '../graph/ir.ts';
 import { layerInputs, paramKey } from '../graph/ir.ts';
@@ -284,4 +285,27 @@ export function sampleCalibration(
     }
   });
   return { indices, slots };
+}
+
+/**
+ * A calibration set from a labelled image set: n images of each subtask class (seeded),
+ * turned into model input by `toInput` (NHWC uint8 batch → NHWC float: the caller applies
+ * the training degradations, if any, and the normalisation).
+ */
+export function calibrationSet(
+  data: LabelledImages,
+  classes: readonly number[],
+  n: number,
+  rng: { int(lo: number, hi: number): number },
+  toInput: (images: Uint8Array, count: number) => Float32Array,
+): CalibrationSet {
+  const { indices, slots } = sampleCalibration(data.labels, classes, n, rng);
+  const per = data.height * data.width * data.channels;
+  const images = new Uint8Array(indices.length * per);
+  indices.forEach((i, k) => images.set(data.images.subarray(i * per, (i + 1) * per), k * per));
+  const x = toInput(images, indices.length);
+  if (x.length !== images.length) {
+    throw new Error(`catro: toInput returned ${x.length} values for ${indices.length} images of ${per} values each`);
+  }
+  return { x, slots };
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { baselinePrune, catroPrune, filterL1Norms, measureScatter, sampleCalibration, truncateToTaps } from '../../compiler/catro/catro.ts';
+import { baselinePrune, catroPrune, filterL1Norms, measureScatter, sampleCalibration, truncateToTaps, calibrationSet } from '../../compiler/catro/catro.ts';
 import { maskChannels } from '../../compiler/catro/prune.ts';
 import { selectLayer } from '../../compiler/catro/select.ts';
 import { prunableSpaces } from '../../compiler/catro/spaces.ts';
@@ -120,5 +120,21 @@ describe('sampleCalibration', () => {
     a.indices.forEach((idx, i) => expect(labels[idx]).toBe([7, 2][a.slots[i]!]));
     expect(() => sampleCalibration(labels, [1], 11, new Rng(1))).toThrow(/class 1 has 10 samples, fewer than the 11/);
     expect(() => sampleCalibration(labels, [1], 1, new Rng(1))).toThrow(/n ≥ 2/);
+  });
+});
+
+describe('calibrationSet', () => {
+  it('gathers the sampled images and converts them with the caller\'s function', () => {
+    const count = 40;
+    const images = Uint8Array.from({ length: count * 4 }, (_, i) => i % 251);
+    const labels = Uint16Array.from({ length: count }, (_, i) => i % 4);
+    const data = { name: 't', split: 'train', count, height: 2, width: 2, channels: 1 as const, images, labels, classNames: ['a', 'b', 'c', 'd'] };
+    const set = calibrationSet(data, [3, 1], 3, new Rng(9), (u8) => Float32Array.from(u8, (v) => v / 2));
+    const { indices, slots } = sampleCalibration(labels, [3, 1], 3, new Rng(9));
+    expect(Array.from(set.slots)).toEqual(slots);
+    indices.forEach((idx, k) => {
+      for (let p = 0; p < 4; p++) expect(set.x[k * 4 + p]).toBe(images[idx * 4 + p]! / 2);
+    });
+    expect(() => calibrationSet(data, [0], 2, new Rng(1), () => new Float32Array(3))).toThrow(/toInput returned 3 values for 2 images of 4/);
   });
 });
