@@ -38,7 +38,11 @@ const isRunningStat = (key: string): boolean => key.endsWith('/mean') || key.end
 export function toVariables(params: ParamStore): Map<string, tf.Variable> {
   const vars = new Map<string, tf.Variable>();
   for (const [key, t] of params) {
-    vars.set(key, tf.variable(tf.tensor(t.data, t.shape, 'float32'), !isRunningStat(key), `${key}_${nextVarId++}`));
+    const init = tf.tensor(t.data, t.shape, 'float32');
+    vars.set(key, tf.variable(init, !isRunningStat(key), `${key}_${nextVarId++}`));
+    // The variable holds its own reference to the data; without this, disposing the
+    // variable would leave the initial tensor (and its memory) alive.
+    init.dispose();
   }
   return vars;
 }

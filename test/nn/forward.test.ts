@@ -143,6 +143,15 @@ describe('forward on ResNets', () => {
     }
   });
 
+  it('toVariables leaves no tensors behind once the variables are disposed', () => {
+    const g = resnet({ depth: 8, width: 0.25, input: [8, 8, 3], classes: 2 });
+    const before = tf.memory().numTensors;
+    const vars = toVariables(initParams(g, new TestRng(9)));
+    expect(tf.memory().numTensors).toBe(before + vars.size);
+    for (const v of vars.values()) v.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('fromVariables round-trips the parameters', () => {
     const g = resnet({ depth: 8, width: 0.25, input: [8, 8, 3], classes: 2 });
     const p = initParams(g, new TestRng(8));
