@@ -74,8 +74,9 @@ function subsample(x: tf.Tensor4D, stride: number): tf.Tensor4D {
   if (hp * stride !== h || wp * stride !== w) {
     y = tf.pad(y, [[0, 0], [0, hp * stride - h], [0, wp * stride - w], [0, 0]]);
   }
-  const rows = tf.slice(tf.reshape(y, [n, hp, stride, wp * stride, c]), [0, 0, 0, 0, 0], [n, hp, 1, wp * stride, c]);
-  const cols = tf.slice(tf.reshape(rows, [n, hp, wp, stride, c]), [0, 0, 0, 0, 0], [n, hp, wp, 1, c]);
+  // Rank-4 views only: the wasm backend has fast kernels for slices up to rank 4.
+  const rows = tf.slice(tf.reshape(y, [n * hp, stride, wp * stride, c]), [0, 0, 0, 0], [n * hp, 1, wp * stride, c]);
+  const cols = tf.slice(tf.reshape(rows, [n * hp, wp, stride, c]), [0, 0, 0, 0], [n * hp, wp, 1, c]);
   return tf.reshape(cols, [n, hp, wp, c]);
 }
 
