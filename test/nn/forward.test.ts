@@ -160,3 +160,30 @@ describe('forward on ResNets', () => {
     for (const [k, v] of p) expect(back.get(k)).toEqual(v);
   });
 });
+
+describe('forward on the wasm backend (the default for training)', () => {
+  it('matches the cpu backend in loss and every gradient, option A with an odd map size', async () => {
+    const { initBackend } = await import('../../compiler/tf/backend.ts');
+    const g = resnet({ depth: 8, width: 0.5, input: [15, 15, 1], classes: 3, shortcut: 'A' });
+    const params = initParams(g, new TestRng(31));
+    const xs = new TestRng(32).uniform(2 * 15 * 15, -1, 1);
+    const run = async (backend: 'cpu' | 'wasm'): Promise<Float32Array[]> => {
+      await initBackend(backend);
+      const vars = toVariables(params);
+      const trainable = [...trainableVariables(vars).values()];
+      const x = tf.tensor4d(xs, [2, 15, 15, 1]);
+      const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(forward(g, vars, x, { training: true }).logits)) as tf.Scalar, trainable);
+      const out = [value, ...trainable.map((v) => grads[v.name]!)].map((t) => Float32Array.from(t.dataSync() as Float32Array));
+      tf.dispose([value, x, ...Object.values(grads), ...vars.values()]);
+      return out;
+    };
+    try {
+      const cpu = await run('cpu');
+      const wasm = await run('wasm');
+      expect(tf.getBackend()).toBe('wasm');
+      cpu.forEach((a, i) => a.forEach((v, j) => expect(Math.abs(v - wasm[i]![j]!) / (1 + Math.abs(v))).toBeLessThan(1e-4)));
+    } finally {
+      await tf.setBackend('cpu');
+    }
+  });
+});
