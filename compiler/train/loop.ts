@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../shared/rng.ts';
 import type { LabelledImages } from '../data/types.ts';
 import type { Graph, HostTensor, ParamStore } from '../graph/ir.ts';
+import { checkParams } from '../graph/shapes.ts';
 import { forward, fromVariables, toVariables, updateRunningStats, type BnBatchStats } from '../nn/forward.ts';
 import { type AugmentConfig, NO_AUGMENT, normalizeBatch } from './augment.ts';
 import { type BatchRecipe, type PreparedBatch, epochOrder } from './batches.ts';
@@ -69,6 +70,7 @@ export interface TrainOptions {
   resume?: boolean;
   /** Also checkpoint every this many steps inside an epoch. */
   checkpointEverySteps?: number;
+  /** Where batches are prepared; default: a worker when degrading (CPU-heavy), else inline. */
   prefetch?: PrefetchMode;
   evalBatchSize?: number;
   /** Anything else that must match for a resume to be valid (e.g. teacher checksums). */
@@ -150,6 +152,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const bestPath = opts.outDir ? join(opts.outDir, 'best.ckpt') : undefined;
   if (opts.outDir) mkdirSync(opts.outDir, { recursive: true });
 
+  checkParams(graph, opts.params);
   const rng = new Rng(opts.seed).fork(0x7a1);
   const optimizer = createOptimizer(opts.optimizer);
   let vars = toVariables(opts.params);
@@ -175,8 +178,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (meta.fingerprint !== fingerprint) {
       throw new Error(`${lastPath}: written by a run with a different configuration (model, data, optimizer, schedule, augmentation or seed); refusing to resume. Use a new --out or delete the checkpoint.`);
     }
+    const saved = pick(ckpt.tensors, 'param/');
+    checkParams(graph, saved);
     disposeAll(vars);
-    vars = toVariables(pick(ckpt.tensors, 'param/'));
+    vars = toVariables(saved);
     optimizer.setState({ kind: meta.optimizer.kind, step: meta.optimizer.step, slots: pick(ckpt.tensors, 'opt/') });
     rng.setState(meta.rngState);
     state = meta;
@@ -205,7 +210,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     mean: opts.normalize.mean,
     std: opts.normalize.std,
   };
-  const mode = opts.prefetch ?? 'inline';
+  const mode = opts.prefetch ?? (opts.degrade ? 'worker' : 'inline');
   const totals = { steps: 0, images: 0, seconds: 0, dataMs: 0 };
   const pipeline = state.epoch < epochs ? await BatchPipeline.create(opts.train, recipe, { mode }) : undefined;
   try {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -36,6 +36,7 @@ beforeAll(async () => {
 describe('train()', () => {
   it('learns the toy task and records each epoch', async () => {
     const graph = tinyGraph();
+    const tensorsBefore = tf.memory().numTensors;
     const r = await train({
       graph,
       params: tinyParams(graph),
@@ -52,6 +53,7 @@ describe('train()', () => {
     expect(r.history[3]!.trainLoss).toBeLessThan(r.history[0]!.trainLoss);
     expect(r.history[3]!.valAccuracy!).toBeGreaterThan(0.6); // chance is 1/3
     expect(r.stats.steps).toBe(4 * 6);
+    expect(tf.memory().numTensors).toBe(tensorsBefore); // no tensor leaks per step
     expect(r.stats.dataShare).toBeGreaterThanOrEqual(0);
     expect(r.stats.dataShare).toBeLessThan(1);
   });
@@ -176,6 +178,16 @@ describe('train()', () => {
     await expect(
       train({ ...resumeTestOptions(), graph, params: tinyParams(graph), train: tinyData(64, 1, 'train', 10) }),
     ).rejects.toThrow(/toy\/train images are 10×10×1, graph tiny-test expects 8×8×1/);
+    const params = tinyParams(graph);
+    params.delete('fc/bias');
+    await expect(train({ ...resumeTestOptions(), graph, params })).rejects.toThrow(/parameter "fc\/bias" is missing/);
+  });
+
+  it('names a corrupt last.ckpt instead of silently starting over', async () => {
+    const out = join(root, 'corrupt');
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'last.ckpt'), 'FCKP but then garbage');
+    await expect(train({ ...resumeTestOptions(), outDir: out, resume: true })).rejects.toThrow(/corrupt[\/\\]last\.ckpt: not a valid Facet checkpoint/);
   });
 });
 

@@ -1,0 +1,72 @@
+/**
+ * Measures the two batch-prefetch modes side by side on the FusionDistill workload
+ * (ResNet-20 on Fashion-MNIST, every batch split over the four degradations, flip +
+ * pad-4 crop + Cutout 14, clean copy kept for the teacher) and prints step time,
+ * images/s and the share of step time the trainer spent on data.
+ *
+ *   npx tsx compiler/train/measure-prefetch.ts [--backend wasm] [--steps 6] [--batch 128] [--width 1]
+ */
+import { parseArgs } from 'node:util';
+import { Rng } from '../../shared/rng.ts';
+import { loadDataset } from '../data/registry.ts';
+import { take } from '../data/split.ts';
+import { buildGraph } from '../graph/arch.ts';
+import { initParams } from '../graph/builders.ts';
+import { type BackendName, initBackend } from '../tf/backend.ts';
+import { epochOrder, prepareBatch, loadDegrader, type BatchRecipe } from './batches.ts';
+import { DATASET_TRAINING_DEFAULTS } from './defaults.ts';
+import { train } from './loop.ts';
+import type { PrefetchMode } from './pipeline.ts';
+
+const { values } = parseArgs({
+  options: { backend: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, width: { type: 'string' } },
+});
+const backend = await initBackend((values.backend ?? 'wasm') as BackendName);
+const steps = Number(values.steps ?? 6);
+const batchSize = Number(values.batch ?? 128);
+const width = Number(values.width ?? 1);
+const { mean, std } = DATASET_TRAINING_DEFAULTS['fashion-mnist'];
+const data = take(await loadDataset({ name: 'fashion-mnist', split: 'train' }), batchSize * (steps + 1), 0);
+const graph = buildGraph({ arch: 'resnet20', width, input: [28, 28, 1], classes: 10, head: 'pool2x2' });
+const recipe: BatchRecipe = {
+  augment: { flip: true, pad: 4, cutout: 14 },
+  degrade: { kinds: ['jpeg', 'blur', 'awgn', 'saltpepper'] },
+  keepClean: true,
+  mean,
+  std,
+};
+
+// Preparation alone, on this thread: what one batch costs wherever it runs.
+const degrader = await loadDegrader();
+const order = epochOrder(data.count, 1);
+const prepTimes: number[] = [];
+for (let b = 0; b < 3; b++) prepTimes.push(prepareBatch(data, order.subarray(b * batchSize, (b + 1) * batchSize), b, 1, recipe, degrader).prepMs);
+
+const rows = [];
+for (const mode of ['inline', 'worker'] as PrefetchMode[]) {
+  const result = await train({
+    graph,
+    params: initParams(graph, new Rng(0)),
+    train: data,
+    epochs: 1,
+    batchSize,
+    optimizer: { kind: 'radam', weightDecay: 1e-4 },
+    schedule: { kind: 'constant', lr: 1e-3 },
+    augment: recipe.augment,
+    degrade: recipe.degrade,
+    keepClean: true,
+    normalize: { mean, std },
+    seed: 0,
+    prefetch: mode,
+  });
+  const s = result.stats;
+  rows.push({ mode, steps: s.steps, stepMs: (1000 * s.seconds) / s.steps, imagesPerSecond: s.imagesPerSecond, dataShare: s.dataShare, prepMsPerBatch: s.prepMsPerBatch });
+}
+
+console.log(`backend ${backend}, resnet20-w${width} 28×28×1, batch ${batchSize} (4 degradations × ${batchSize / 4}), ${steps + 1} steps per mode`);
+console.log(`batch preparation alone: ${prepTimes.map((t) => t.toFixed(0)).join(', ')} ms`);
+console.log('mode     step ms   img/s   data share   prep ms/batch');
+for (const r of rows) {
+  console.log(`${r.mode.padEnd(8)} ${r.stepMs.toFixed(0).padStart(7)} ${r.imagesPerSecond.toFixed(1).padStart(7)} ${(100 * r.dataShare).toFixed(1).padStart(10)}% ${r.prepMsPerBatch.toFixed(0).padStart(13)}`);
+}
+console.log(JSON.stringify({ backend, batchSize, width, prepMs: prepTimes, rows }));
