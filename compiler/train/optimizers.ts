@@ -52,6 +52,7 @@ export interface Optimizer {
 }
 
 export function createOptimizer(config: OptimizerConfig): Optimizer {
+  validateOptimizer(config);
   switch (config.kind) {
     case 'sgd':
       return new Sgd(config);
@@ -208,4 +209,20 @@ function mustGet(vars: Map<string, tf.Variable>, key: string): tf.Variable {
   const v = vars.get(key);
   if (!v) throw new Error(`optimizer: gradient for "${key}" but no such variable`);
   return v;
+}
+
+/** Checks an optimizer config's numbers; throws naming the field. */
+export function validateOptimizer(config: OptimizerConfig, where = 'optimizer'): void {
+  const check = (field: string, v: number | undefined, ok: (v: number) => boolean, what: string) => {
+    if (v !== undefined && !(Number.isFinite(v) && ok(v))) throw new Error(`${where}.${field}: must be ${what}, got ${v}`);
+  };
+  check('weightDecay', config.weightDecay, (v) => v >= 0, 'a non-negative number');
+  if (config.kind === 'sgd') {
+    check('momentum', config.momentum, (v) => v >= 0 && v < 1, 'in [0, 1)');
+    check('dampening', config.dampening, (v) => v >= 0 && v <= 1, 'in [0, 1]');
+  } else if (config.kind === 'radam') {
+    check('beta1', config.beta1, (v) => v >= 0 && v < 1, 'in [0, 1)');
+    check('beta2', config.beta2, (v) => v >= 0 && v < 1, 'in [0, 1)');
+    check('eps', config.eps, (v) => v > 0, 'a positive number');
+  }
 }

@@ -30,7 +30,7 @@ function expectSameParams(a: ParamStore, b: ParamStore): void {
 
 let reference: Awaited<ReturnType<typeof train>>;
 beforeAll(async () => {
-  reference = await train({ ...resumeTestOptions(), outDir: join(root, 'reference') });
+  reference = await train({ ...resumeTestOptions(), outDir: join(root, 'reference'), prefetch: 'inline' });
 });
 
 describe('train()', () => {
@@ -72,13 +72,14 @@ describe('train()', () => {
     for (const v of vars.values()) v.dispose();
   });
 
-  it('resumes after an exception mid-epoch to bit-identical weights (worker prefetch)', async () => {
+  it('resumes after an exception mid-epoch to bit-identical weights (inline run, resumed with worker prefetch)', async () => {
     const out = join(root, 'thrown');
     const stopAt = 13; // epoch 2, after the checkpoint at step 12 and one more step
     await expect(
       train({
         ...resumeTestOptions(),
         outDir: out,
+        prefetch: 'inline',
         onStep: (info) => {
           if (info.globalStep === stopAt) throw new Error('simulated crash');
         },

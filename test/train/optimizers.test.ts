@@ -81,8 +81,12 @@ describe('SGD (torch.optim.SGD semantics)', () => {
     ]);
   });
 
-  it('rejects nesterov without momentum', () => {
+  it('rejects nesterov without momentum and out-of-range numbers, naming the field', () => {
     expect(() => createOptimizer({ kind: 'sgd', nesterov: true })).toThrow(/nesterov needs momentum/);
+    expect(() => createOptimizer({ kind: 'sgd', momentum: 1.5 })).toThrow(/optimizer\.momentum: must be in \[0, 1\), got 1\.5/);
+    expect(() => createOptimizer({ kind: 'radam', weightDecay: -1 })).toThrow(/optimizer\.weightDecay: must be a non-negative number/);
+    expect(() => createOptimizer({ kind: 'radam', beta2: 1 })).toThrow(/optimizer\.beta2/);
+    expect(() => createOptimizer({ kind: 'adam' } as unknown as OptimizerConfig)).toThrow(/unknown optimizer kind "adam"/);
   });
 });
 
