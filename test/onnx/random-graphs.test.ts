@@ -1,5 +1,5 @@
 /**
- * Export parity on many small random graphs: every layer kind, odd and non-square sizes,
+ * Export parity and interpreter shapes on many small random graphs: every layer kind, odd and non-square sizes,
  * strides, paddings, unfolded and folded BNs, adds between branches. Seeded, so a failure
  * names a graph that can be rebuilt.
  */
@@ -114,5 +114,22 @@ describe('exportOnnx parity on 120 random graphs', () => {
     }
     // The generator really covers every layer kind.
     expect([...kinds].sort()).toEqual(['add', 'avgpool', 'bn', 'conv', 'dense', 'flatten', 'globalavgpool', 'input', 'maxpool', 'padshortcut', 'relu']);
+  });
+
+  it('every layer output of the tfjs interpreter has the inferred shape, in both modes', () => {
+    for (let seed = 1; seed <= 120; seed++) {
+      const graph = randomGraph(seed);
+      const shapes = inferShapes(graph);
+      const [h, w, c] = (graph.layers[0] as { shape: Shape3 }).shape;
+      const vars = toVariables(randomParams(graph, seed));
+      for (const training of [false, true]) {
+        tf.tidy(() => {
+          const r = forward(graph, vars, tf.randomUniform([2, h, w, c]) as tf.Tensor4D, { training, taps: graph.layers.map((l) => l.name) });
+          for (const [name, shape] of shapes) expect(r.taps.get(name)!.shape, `${graph.arch} ${name}`).toEqual([2, ...shape]);
+          expect(r.bnBatchStats.size).toBe(training ? graph.layers.filter((l) => l.kind === 'bn').length : 0);
+        });
+      }
+      tf.dispose([...vars.values()]);
+    }
   });
 });
