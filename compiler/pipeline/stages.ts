@@ -10,7 +10,7 @@ import { degradeBatch } from '../../shared/degrade.ts';
 import { DEGRADATION_KINDS, MANIFEST_SCHEMA_ID, parseManifest, type DegradationKind, type Manifest } from '../../shared/manifest.ts';
 import { batchToNHWC } from '../../shared/preprocess.ts';
 import { Rng } from '../../shared/rng.ts';
-import { splitValidation, take } from '../data/split.ts';
+import { gather, splitValidation, take } from '../data/split.ts';
 import type { LabelledImages } from '../data/types.ts';
 import { initParams, resnet } from '../graph/builders.ts';
 import { countGraph } from '../graph/count.ts';
@@ -138,6 +138,18 @@ interface FineTune {
   val?: LabelledImages;
 }
 
+/**
+ * The training set repeated `times` times. Stage 4 and its baselines see every image once
+ * per degradation per epoch, as the published code does (one shuffled loader per
+ * degradation, zipped): an epoch is N/B steps of K·B images, not N/(K·B).
+ */
+export function repeatSet(data: LabelledImages, times: number): LabelledImages {
+  if (times === 1) return data;
+  const indices = new Uint32Array(data.count * times);
+  for (let i = 0; i < indices.length; i++) indices[i] = i % data.count;
+  return gather(data, indices, `${data.split}×${times}`);
+}
+
 async function runTraining(env: StageEnv, runtime: StageRuntime, job: FineTune): Promise<unknown> {
   const { config } = env;
   const splits = trainingSplits(config, env.data.train);
@@ -145,7 +157,7 @@ async function runTraining(env: StageEnv, runtime: StageRuntime, job: FineTune):
   const result: TrainResult = await train({
     graph: job.graph,
     params: job.params,
-    train: splits.train,
+    train: repeatSet(splits.train, job.kinds?.length ?? 1),
     val: job.val,
     epochs: job.stage.epochs,
     batchSize: job.batchSize,

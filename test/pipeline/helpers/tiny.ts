@@ -25,7 +25,7 @@ function quadrants(split: string, count: number, seed: number): LabelledImages {
 }
 
 export function tinyData(): CompileData {
-  const train = quadrants('train', 64, 1);
+  const train = quadrants('train', 48, 1);
   const test = quadrants('test', 16, 2);
   return { train, test, checksums: { train: dataChecksum(train), test: dataChecksum(test) } };
 }
