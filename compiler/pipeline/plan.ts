@@ -85,7 +85,9 @@ export function planCompile(config: CompileConfig, opts: PlanOptions): Plan {
     ...(opts.baselines ? [{ row: 'fusing', label: 'Fusing', model: { stage: 'fusing', file: PARAMS_FILE }, kinds: all, clean: true }] : []),
     { row: 'fusiondistill', label: 'FusionDistill', model: { stage: 'distill', file: PARAMS_FILE }, kinds: all, clean: true },
   ];
-  const evaluation = { ...config.evaluation, quick: opts.quick ? config.evaluation.quick : null };
+  // The batch size does not change what is measured, so it stays out of the key.
+  const { batchSize: _batchSize, ...grid } = config.evaluation;
+  const evaluation = { ...grid, quick: opts.quick ? config.evaluation.quick : null };
   for (const e of evals) {
     specs.push({
       id: `eval-${e.row}`,

@@ -172,6 +172,7 @@ export function renderReportHtml(report: Report): string {
   const stages = [
     '<table id="stages"><thead><tr><th>Stage</th><th>Wall time</th><th>Data prep share</th><th>This run</th><th>Cache key</th></tr></thead><tbody>',
     ...report.stages.map((s) => `<tr><th>${escapeHtml(s.stage)}</th><td>${formatDuration(s.wallMs)}</td><td>${s.dataShare === undefined ? '' : `${(100 * s.dataShare).toFixed(1)}%`}</td><td>${s.cached ? 'cached' : 'ran'}</td><td><code>${escapeHtml(s.hash)}</code></td></tr>`),
+    `<tr><th>all stages</th><td>${formatDuration(report.stages.reduce((sum, s) => sum + s.wallMs, 0))}</td><td></td><td></td><td></td></tr>`,
     '</tbody></table>',
   ].join('\n');
   return `<!doctype html>

@@ -279,7 +279,7 @@ export function stageImpls(runtime: StageRuntime = { prefetch: 'inline' }): Stag
 
     async eval(env) {
       const { config } = env;
-      const spec = env.spec.config as { model: ModelRef; kinds: DegradationKind[]; clean: boolean; evaluation: Omit<EvaluationConfig, 'quick'> & { quick: EvaluationConfig['quick'] | null }; levels: Partial<DegradationRanges> };
+      const spec = env.spec.config as { model: ModelRef; kinds: DegradationKind[]; clean: boolean; evaluation: Omit<EvaluationConfig, 'quick' | 'batchSize'> & { quick: EvaluationConfig['quick'] | null }; levels: Partial<DegradationRanges> };
       const graph = buildGraph(config, env.data.test);
       const params = loadParams(env, spec.model);
       const onnx = exportOnnx(graph, params, { labels: env.data.test.classNames, mean: config.dataset.mean, std: config.dataset.std });
@@ -287,7 +287,7 @@ export function stageImpls(runtime: StageRuntime = { prefetch: 'inline' }): Stag
       const model = await onnxClassifier(onnx);
       try {
         const quick = spec.evaluation.quick !== null;
-        const evaluation: EvaluationConfig = { ...spec.evaluation, quick: spec.evaluation.quick ?? config.evaluation.quick };
+        const evaluation: EvaluationConfig = { ...spec.evaluation, batchSize: config.evaluation.batchSize, quick: spec.evaluation.quick ?? config.evaluation.quick };
         const result = await evaluate(model.classify, env.data.test, { ranges: spec.levels, evaluation, quick, kinds: spec.kinds, clean: spec.clean, mean: config.dataset.mean, std: config.dataset.std });
         await writeFileAtomic(join(env.outDir, EVAL_FILE), JSON.stringify(result));
         const s = result.summary;

@@ -120,7 +120,8 @@ describe('compile orchestration', () => {
     // A new blur range: its fine-tune and everything downstream, and every evaluation on blur.
     expect((await run(edit(config, (c) => (c.degradations.blur.max = 40)))).ran).toEqual(['degrade-blur', 'fusion', 'distill', 'eval-base', 'eval-oracle-blur', 'eval-soup-copy', 'eval-soup-recal', 'eval-fusiondistill']);
     expect((await run(edit(config, (c) => (c.stages.fusion.recalibrationBatches = 7)))).ran).toEqual(['fusion', 'distill', 'eval-soup-copy', 'eval-soup-recal', 'eval-fusiondistill']);
-    // Notes and the data directory change nothing.
+    // Notes, the data directory and the evaluation batch size change nothing.
+    expect((await run(edit(config, (c) => (c.evaluation.batchSize = 17)))).ran).toEqual([]);
     expect((await run(edit(config, (c) => { c.notes = ['other']; c.dataset.dir = '/elsewhere'; }))).ran).toEqual([]);
   });
 

@@ -82,6 +82,7 @@ describe('report', () => {
     expect(html).toContain('<th>base</th><td>12 min 34 s</td><td>12.3%</td><td>ran</td>');
     expect(html).toContain('<th>degrade-jpeg</th><td>12.3 s</td><td></td><td>cached</td>');
     expect(html).toContain('compile wall time 1 h 2 min');
+    expect(html).toContain('<th>all stages</th><td>12 min 46 s</td>'); // 754 s + 12.3 s
     expect(html).toContain('<table id="reference">');
     // Self-contained: nothing is fetched.
     expect(html).not.toMatch(/<(script|link|img)\b|src=|href=/);
