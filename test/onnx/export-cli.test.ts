@@ -72,7 +72,11 @@ describe('facet export', () => {
     await expect(run([...base(out), '--dataset', 'nope'])).rejects.toThrow(/--dataset: unknown data set "nope"/);
     await expect(run([...base(out), '--labels', 'a,b,c,d', '--arch', 'resnet20'])).rejects.toThrow(/holds a resnet8-w0\.5-A-pool2x2 model.*resnet20-w1-proj-gap/);
     await expect(run([...base(out), '--labels', 'a,b,c', '--mean', '0,0'])).rejects.toThrow(UsageError);
-    await expect(run([...base(out), '--labels', 'a,b,c'])).rejects.toThrow(/"fc\/kernel" has shape \[128,4\], expected \[128,3\]/);
+    await expect(run([...base(out), '--labels', 'a,b,c'])).rejects.toThrow(/the model has 4 outputs, but 3 labels were given \(--labels\)/);
+    await expect(run([...base(out), '--dataset', 'mnist'])).rejects.toThrow(/4 outputs, but 10 labels .*--dataset\/--subset/);
+    const g = join(dir, 'graph3.json');
+    writeFileSync(g, JSON.stringify(resnet({ depth: 8, width: 0.5, input: [12, 12, 1], classes: 3, shortcut: 'A', head: 'pool2x2' })));
+    await expect(run([...base(out), '--graph', g, '--labels', 'a,b,c'])).rejects.toThrow(/"fc\/kernel" has shape \[128,4\], expected \[128,3\]/);
     await expect(run([...base(join(dir, 'x.bin')), '--labels', 'a'])).rejects.toThrow(/--out must end in \.onnx/);
   });
 });

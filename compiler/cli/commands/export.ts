@@ -7,6 +7,7 @@ import { datasetLabels } from '../../../shared/labels.ts';
 import { buildGraph, parseArchId, parseGraphJson, parseShape3 } from '../../graph/arch.ts';
 import type { Shortcut } from '../../graph/builders.ts';
 import { countGraph } from '../../graph/count.ts';
+import { inferShapes } from '../../graph/shapes.ts';
 import type { Graph } from '../../graph/ir.ts';
 import { exportOnnx } from '../../onnx/export.ts';
 import { writeFileAtomic } from '../../train/checkpoint.ts';
@@ -119,13 +120,19 @@ export const command: Command = {
         spec = fromFlags
           ? { arch: values.arch!, width: values.width === undefined ? undefined : Number(values.width), shortcut: values.shortcut as Shortcut | undefined, head: values.head }
           : parseArchId(meta.arch);
-        graph = buildGraph({ ...spec, input, classes: labels.length });
+        // Both builders name the classifier `fc`; its kernel says how many outputs the model has.
+        const classCount = params.get('fc/kernel')?.shape[1] ?? labels.length;
+        graph = buildGraph({ ...spec, input, classes: classCount });
       } catch (err) {
         throw new UsageError(`${values.checkpoint}: ${(err as Error).message}`);
       }
       if (fromFlags && graph.arch !== meta.arch) {
         throw new UsageError(`${values.checkpoint} holds a ${meta.arch} model, but the flags describe ${graph.arch}`);
       }
+    }
+    const outputs = inferShapes(graph).get(graph.output)![0]!;
+    if (outputs !== labels.length) {
+      throw new UsageError(`${values.checkpoint}: the model has ${outputs} outputs, but ${labels.length} labels were given (${values.labels !== undefined ? '--labels' : '--dataset/--subset'})`);
     }
     let bytes: Uint8Array;
     try {
