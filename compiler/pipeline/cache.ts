@@ -10,10 +10,12 @@
  *   <stage>-<hash>.work/      the stage's checkpoints while it runs; kept if it dies, so the
  *                             next run resumes; removed once the stage is done
  *   .tmp-<stage>-<hash>-…/    artifacts being written; never read, swept on the next run
+ *   <stage>-<hash>.lock       held while a process runs the stage (pid and host inside)
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 
 /** Bump when the cache layout or hashing changes: every key changes with it. */
@@ -188,51 +190,109 @@ export async function runStage(cacheDir: string, key: StageKey, fn: (ctx: StageC
   const dir = join(cacheDir, id);
   const workDir = join(cacheDir, `${id}.work`);
 
-  const existing = await readDone(dir, hash);
-  if (existing && !(options.verify && !(await checksumsMatch(dir, existing)))) return result(dir, hash, true, existing);
-  if (await stat(dir).catch(() => undefined)) await rm(dir, { recursive: true, force: true });
+  const usable = async (): Promise<DoneRecord | undefined> => {
+    const done = await readDone(dir, hash);
+    return done && (!options.verify || (await checksumsMatch(dir, done))) ? done : undefined;
+  };
+  const existing = await usable();
+  if (existing) return result(dir, hash, true, existing);
 
   await mkdir(cacheDir, { recursive: true });
-  for (const name of await readdir(cacheDir)) {
-    if (name.startsWith(`.tmp-${id}-`)) await rm(join(cacheDir, name), { recursive: true, force: true });
-  }
-  const outDir = join(cacheDir, `.tmp-${id}-${process.pid}-${randomBytes(4).toString('hex')}`);
-  await mkdir(outDir);
-  await mkdir(workDir, { recursive: true });
-
-  const startedAt = new Date();
-  const t0 = performance.now();
-  let meta: unknown;
+  const release = await acquireLock(join(cacheDir, `${id}.lock`), key.name);
   try {
-    meta = await fn({ outDir, workDir });
-  } catch (err) {
-    await rm(outDir, { recursive: true, force: true });
-    throw err;
+    // Another process may have finished it between our look and taking the lock.
+    const finished = await usable();
+    if (finished) return result(dir, hash, true, finished);
+    return await runLocked();
+  } finally {
+    await release();
   }
-  const wallMs = performance.now() - t0;
 
-  const files: Record<string, FileRecord> = {};
-  for (const file of await listFiles(outDir)) {
-    if (file === 'done.json') throw new Error(`stage ${key.name} wrote its own done.json; that name is the cache's`);
-    const path = join(outDir, file);
-    await fsyncPath(path);
-    files[file] = { sha256: await sha256File(path), bytes: (await stat(path)).size };
+  async function runLocked(): Promise<StageResult> {
+    if (await stat(dir).catch(() => undefined)) await rm(dir, { recursive: true, force: true });
+    for (const name of await readdir(cacheDir)) {
+      if (name.startsWith(`.tmp-${id}-`)) await rm(join(cacheDir, name), { recursive: true, force: true });
+    }
+    const outDir = join(cacheDir, `.tmp-${id}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    await mkdir(outDir);
+    await mkdir(workDir, { recursive: true });
+
+    const startedAt = new Date();
+    const t0 = performance.now();
+    let meta: unknown;
+    try {
+      meta = await fn({ outDir, workDir });
+    } catch (err) {
+      await rm(outDir, { recursive: true, force: true });
+      throw err;
+    }
+    const wallMs = performance.now() - t0;
+
+    const files: Record<string, FileRecord> = {};
+    for (const file of await listFiles(outDir)) {
+      if (file === 'done.json') throw new Error(`stage ${key.name} wrote its own done.json; that name is the cache's`);
+      const path = join(outDir, file);
+      await fsyncPath(path);
+      files[file] = { sha256: await sha256File(path), bytes: (await stat(path)).size };
+    }
+    const done: DoneRecord = { stage: key.name, hash, key, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), wallMs, files, meta: meta ?? null };
+    await writeFileAtomic(join(outDir, 'done.json'), JSON.stringify(done, null, 1));
+    try {
+      await rename(outDir, dir);
+    } catch (err) {
+      // Another process finished the same stage first: its result is as good as ours.
+      const code = (err as NodeJS.ErrnoException).code;
+      const theirs = code === 'ENOTEMPTY' || code === 'EEXIST' ? await readDone(dir, hash) : undefined;
+      await rm(outDir, { recursive: true, force: true });
+      if (!theirs) throw err;
+      return result(dir, hash, true, theirs);
+    }
+    await fsyncPath(cacheDir);
+    await rm(workDir, { recursive: true, force: true });
+    return result(dir, hash, false, done);
   }
-  const done: DoneRecord = { stage: key.name, hash, key, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), wallMs, files, meta: meta ?? null };
-  await writeFileAtomic(join(outDir, 'done.json'), JSON.stringify(done, null, 1));
+}
+
+function processAlive(pid: number): boolean {
   try {
-    await rename(outDir, dir);
+    process.kill(pid, 0);
+    return true;
   } catch (err) {
-    // Another process finished the same stage first: its result is as good as ours.
-    const code = (err as NodeJS.ErrnoException).code;
-    const theirs = code === 'ENOTEMPTY' || code === 'EEXIST' ? await readDone(dir, hash) : undefined;
-    await rm(outDir, { recursive: true, force: true });
-    if (!theirs) throw err;
-    return result(dir, hash, true, theirs);
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
-  await fsyncPath(cacheDir);
-  await rm(workDir, { recursive: true, force: true });
-  return result(dir, hash, false, done);
+}
+
+/**
+ * Takes `<id>.lock` (exclusive create). A lock left by a process that no longer exists on
+ * this host (killed, crashed) is stale and taken over; one held by a live process is an
+ * error, since two runs of a stage would share its checkpoint directory.
+ */
+async function acquireLock(path: string, stage: string): Promise<() => Promise<void>> {
+  const me = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const handle = await open(path, 'wx');
+      try {
+        await handle.writeFile(JSON.stringify(me));
+      } finally {
+        await handle.close();
+      }
+      return () => rm(path, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+    }
+    let holder: { pid?: number; host?: string; since?: string } = {};
+    try {
+      holder = JSON.parse(await readFile(path, 'utf8'));
+    } catch {
+      // Unreadable or half-written: its writer died between create and write.
+    }
+    const live = typeof holder.pid === 'number' && holder.pid !== process.pid && (holder.host !== me.host || processAlive(holder.pid));
+    if (live) {
+      throw new Error(`stage ${stage} is being run by process ${holder.pid} on ${holder.host} since ${holder.since} (lock ${path}); wait for it, or delete the lock if that process is gone`);
+    }
+    await rm(path, { force: true });
+  }
 }
 
 async function checksumsMatch(dir: string, done: DoneRecord): Promise<boolean> {

@@ -156,3 +156,34 @@ describe('stage cache', () => {
     await expect(hashSources([join(dir, 'missing.ts')], dir)).rejects.toThrow(/cannot read .*missing\.ts/);
   });
 });
+
+describe('stage lock', () => {
+  it('refuses a stage another live process is running, and takes over a dead process\'s lock', async () => {
+    const cache = await tempDir();
+    const k = key();
+    const lock = join(cache, `base-${stageHash(k)}.lock`);
+    const { hostname } = await import('node:os');
+    // A live holder: this process's parent.
+    await writeFile(lock, JSON.stringify({ pid: process.ppid, host: hostname(), since: 'earlier' }));
+    const fn = counted('w');
+    await expect(runStage(cache, k, fn)).rejects.toThrow(new RegExp(`stage base is being run by process ${process.ppid} .*delete the lock`));
+    expect(fn.runs).toBe(0);
+    // A dead holder: a child that has exited.
+    const child = spawn(process.execPath, ['-e', '0']);
+    await new Promise((r) => child.once('exit', r));
+    await writeFile(lock, JSON.stringify({ pid: child.pid, host: hostname(), since: 'earlier' }));
+    expect((await runStage(cache, k, fn)).cached).toBe(false);
+    expect(existsSync(lock)).toBe(false);
+    // A half-written lock (its writer died between create and write) is stale too.
+    const other = key({ config: { other: 1 } });
+    await writeFile(join(cache, `base-${stageHash(other)}.lock`), '');
+    expect((await runStage(cache, other, fn)).cached).toBe(false);
+    expect((await readdir(cache)).filter((n) => n.endsWith('.lock'))).toEqual([]);
+  });
+
+  it('the lock is released when the stage fails', async () => {
+    const cache = await tempDir();
+    await expect(runStage(cache, key(), async () => { throw new Error('boom'); })).rejects.toThrow('boom');
+    expect((await readdir(cache)).filter((n) => n.endsWith('.lock'))).toEqual([]);
+  });
+});
