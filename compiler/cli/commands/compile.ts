@@ -60,7 +60,7 @@ export const command: Command = {
       if (!Number.isInteger(checkpointEverySteps) || checkpointEverySteps <= 0) throw new UsageError(`--checkpoint-every must be a positive integer, got "${values['checkpoint-every']}"`);
     }
 
-    const { loadCompileConfig } = await import('../../pipeline/config.ts');
+    const { loadCompileConfig, resolveSubtaskClasses } = await import('../../pipeline/config.ts');
     let config;
     try {
       config = await loadCompileConfig(values.config);
@@ -78,6 +78,11 @@ export const command: Command = {
     log(`facet compile: ${values.config} (${config.name}), backend ${engine}${values.baselines ? ', with baselines' : ''}${values.quick ? ', quick evaluation' : ''}`);
     const data = await loadCompileData(config);
     log(`data: ${data.train.count} training and ${data.test.count} test images of ${config.dataset.name}`);
+    try {
+      config.subtasks.forEach((s, i) => resolveSubtaskClasses(s, i, data.train.classNames, values.config));
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
     const outDir = values.out ?? join('models', config.dataset.name);
     const result = await compile({
       config,
