@@ -92,9 +92,12 @@ export const LossWeights = z
     ce: z.number().finite().nonnegative(),
     /** Weight of each (1 − cos) feature term. */
     feature: z.number().finite().nonnegative().default(0),
+    /** Weight of each logit-distillation term T²·KL(teacher ‖ student) at `temperature` (not in the published method). */
+    logit: z.number().finite().nonnegative().default(0),
+    temperature: z.number().positive().default(4),
   })
   .strict()
-  .refine((w) => w.ce > 0 || w.feature > 0, { message: 'at least one loss weight must be > 0' });
+  .refine((w) => w.ce > 0 || w.feature > 0 || w.logit > 0, { message: 'at least one loss weight must be > 0' });
 export type LossWeights = z.infer<typeof LossWeights>;
 
 const trainingStageShape = {
@@ -104,6 +107,8 @@ const trainingStageShape = {
   optimizer: OptimizerConfig,
   schedule: ScheduleConfig,
   loss: LossWeights,
+  /** What the teachers see: the clean image (published) or the student's degraded one. */
+  teacherInput: z.enum(['clean', 'degraded']).default('clean'),
 };
 
 function checkStage(stage: { epochs: number; optimizer: OptimizerConfig; schedule: ScheduleConfig }, ctx: z.RefinementCtx): void {
@@ -229,7 +234,7 @@ export const CompileConfig = z
       .strict(),
     stages: z
       .object({
-        base: TrainingStage,
+        base: TrainingStage.refine((b) => b.loss.feature === 0 && b.loss.logit === 0, { message: 'the base model has no teacher: feature and logit weights must be 0', path: ['loss'] }),
         degradation: TrainingStage,
         fusion: FusionStage.prefault({}),
         distill: TrainingStage,
@@ -237,7 +242,7 @@ export const CompileConfig = z
         baselines: z
           .object({ loss: LossWeights.prefault({ ce: 1 }) })
           .strict()
-          .refine((b) => b.loss.feature === 0, { message: 'the Vanilla and Fusing baselines have no teachers: feature weight must be 0', path: ['loss', 'feature'] })
+          .refine((b) => b.loss.feature === 0 && b.loss.logit === 0, { message: 'the Vanilla and Fusing baselines have no teachers: feature and logit weights must be 0', path: ['loss'] })
           .prefault({}),
       })
       .strict(),

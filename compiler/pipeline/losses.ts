@@ -45,7 +45,7 @@ export function cosineFeatureLoss(student: tf.Tensor, teacher: tf.Tensor): tf.Sc
 }
 
 /** Stage 2: w.ce·CE(student logits) + w.feature·(1 − cos)(student feature, teacher feature on the clean image). */
-export function degradationLoss(weights: LossWeights, logits: tf.Tensor2D, labels: tf.Tensor1D, studentFeature: tf.Tensor, teacherFeature: tf.Tensor): tf.Scalar {
+export function degradationLoss(weights: Pick<LossWeights, 'ce' | 'feature'>, logits: tf.Tensor2D, labels: tf.Tensor1D, studentFeature: tf.Tensor, teacherFeature: tf.Tensor): tf.Scalar {
   return tf.tidy(() => {
     let loss: tf.Scalar = tf.mul(crossEntropy(logits, labels), weights.ce);
     if (weights.feature > 0) loss = tf.add(loss, tf.mul(cosineFeatureLoss(studentFeature, teacherFeature), weights.feature));
@@ -58,7 +58,7 @@ export function degradationLoss(weights: LossWeights, logits: tf.Tensor2D, label
  * sub-batch k, teacher k's feature). The batch is K equal sub-batches in the order of
  * `teacherFeatures` (sub-batch k holds the images under degradation k).
  */
-export function fusionDistillLoss(weights: LossWeights, logits: tf.Tensor2D, labels: tf.Tensor1D, studentFeature: tf.Tensor, teacherFeatures: tf.Tensor[]): tf.Scalar {
+export function fusionDistillLoss(weights: Pick<LossWeights, 'ce' | 'feature'>, logits: tf.Tensor2D, labels: tf.Tensor1D, studentFeature: tf.Tensor, teacherFeatures: tf.Tensor[]): tf.Scalar {
   const k = teacherFeatures.length;
   const n = studentFeature.shape[0]!;
   if (k === 0 || n % k !== 0) throw new Error(`fusionDistillLoss: a batch of ${n} does not split into ${k} equal sub-batches`);
@@ -73,5 +73,19 @@ export function fusionDistillLoss(weights: LossWeights, logits: tf.Tensor2D, lab
       });
     }
     return loss;
+  });
+}
+
+/**
+ * Logit distillation (Hinton et al.): mean over the batch of
+ * T²·KL(softmax(teacher/T) ‖ softmax(student/T)). The teacher gets no gradient.
+ */
+export function logitDistillLoss(student: tf.Tensor2D, teacher: tf.Tensor2D, temperature: number): tf.Scalar {
+  if (student.shape.join() !== teacher.shape.join()) throw new Error(`logitDistillLoss: student logits [${student.shape.join(', ')}] and teacher logits [${teacher.shape.join(', ')}] differ`);
+  return tf.tidy(() => {
+    const logP = tf.logSoftmax(tf.div(stopGradient(teacher), temperature));
+    const logQ = tf.logSoftmax(tf.div(student, temperature));
+    const kl = tf.sum(tf.mul(tf.exp(logP), tf.sub(logP, logQ)), 1);
+    return tf.mul(tf.mean(kl), temperature * temperature) as tf.Scalar;
   });
 }

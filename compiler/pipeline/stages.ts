@@ -27,7 +27,7 @@ import { EVAL_FILE, ONNX_FILE, readEval, type CompileData, type PublishEnv, type
 import type { CompileConfig, DegradationRanges, EvaluationConfig, LossWeights, OptimizerConfig, ScheduleConfig, TrainingStage } from './config.ts';
 import { evaluate, onnxClassifier, toAccuracyReport } from './evaluate.ts';
 import { fuseParams, recalibrateBn } from './fusion.ts';
-import { crossEntropy, degradationLoss, fusionDistillLoss } from './losses.ts';
+import { crossEntropy, degradationLoss, fusionDistillLoss, logitDistillLoss } from './losses.ts';
 import { FUSION_FILES, PARAMS_FILE, type ModelRef, type StageKind } from './plan.ts';
 
 const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
@@ -228,9 +228,10 @@ export function stageImpls(runtime: StageRuntime = { prefetch: 'inline' }): Stag
       const stage = config.stages.degradation;
       return withTeachers([base], ([teacher]) => {
         // Student starts as the base; the frozen base (eval mode) sees the clean image.
-        const loss: LossFn = ({ logits, labels, taps, clean }) => {
-          const t = forward(graph, teacher!, clean!, { training: false, taps: [graph.feature!] }).taps.get(graph.feature!)!;
-          return degradationLoss(stage.loss, logits, labels, featureOf(graph, taps), t);
+        const loss: LossFn = ({ logits, labels, taps, clean, x }) => {
+          const t = forward(graph, teacher!, stage.teacherInput === 'clean' ? clean! : x, { training: false, taps: [graph.feature!] });
+          const l = degradationLoss(stage.loss, logits, labels, featureOf(graph, taps), t.taps.get(graph.feature!)!);
+          return stage.loss.logit > 0 ? tf.add(l, tf.mul(logitDistillLoss(logits, t.logits, stage.loss.temperature), stage.loss.logit)) : l;
         };
         return runTraining(env, runtime, { graph, params: base, stage, batchSize: stage.batchSize, kinds: [kind], teachers: true, loss, val: val && degradedCopy(val, [kind], config.degradations, config.seed) });
       });
@@ -265,10 +266,15 @@ export function stageImpls(runtime: StageRuntime = { prefetch: 'inline' }): Stag
       const kinds = [...DEGRADATION_KINDS];
       return withTeachers(teachers, (teacherTensors) => {
         // Sub-batch k holds degradation k; teacher k (eval mode) sees the clean images of sub-batch k.
-        const loss: LossFn = ({ logits, labels, taps, clean }) => {
-          const cleanParts = tf.split(clean!, kinds.length, 0) as tf.Tensor4D[];
-          const targets = teacherTensors.map((t, k) => forward(graph, t, cleanParts[k]!, { training: false, taps: [graph.feature!] }).taps.get(graph.feature!)!);
-          return fusionDistillLoss(stage.loss, logits, labels, featureOf(graph, taps), targets);
+        const loss: LossFn = ({ logits, labels, taps, clean, x }) => {
+          const parts = tf.split(stage.teacherInput === 'clean' ? clean! : x, kinds.length, 0) as tf.Tensor4D[];
+          const outs = teacherTensors.map((t, k) => forward(graph, t, parts[k]!, { training: false, taps: [graph.feature!] }));
+          let l = fusionDistillLoss(stage.loss, logits, labels, featureOf(graph, taps), outs.map((o) => o.taps.get(graph.feature!)!));
+          if (stage.loss.logit > 0) {
+            const studentParts = tf.split(logits, kinds.length, 0) as tf.Tensor2D[];
+            outs.forEach((o, k) => (l = tf.add(l, tf.mul(logitDistillLoss(studentParts[k]!, o.logits, stage.loss.temperature), stage.loss.logit))));
+          }
+          return l;
         };
         return runTraining(env, runtime, { graph, params: fused, stage, batchSize: stage.batchSize * kinds.length, kinds, teachers: true, loss, val: val && degradedCopy(val, kinds, config.degradations, config.seed) });
       });

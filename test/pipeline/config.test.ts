@@ -36,7 +36,7 @@ describe('shipped configs', () => {
     expect(c.stages.degradation).toMatchObject({ epochs: 5, optimizer: { type: 'radam', lr: 1e-3, weightDecay: 1e-4 }, schedule: { type: 'cosine', min: 0 }, loss: { ce: 1, feature: 1 } });
     expect(c.stages.fusion).toEqual({ bn: 'copy', recalibrationBatches: 200, recalibrationBatchSize: 128 });
     expect(c.stages.distill).toMatchObject({ epochs: 5, batchSize: 128, schedule: { type: 'step', unit: 'fraction', milestones: [0.3, 0.7, 0.9], gamma: 0.2 }, loss: { ce: 0.1, feature: 1 } });
-    expect(c.stages.baselines.loss).toEqual({ ce: 1, feature: 0 });
+    expect(c.stages.baselines.loss).toEqual({ ce: 1, feature: 0, logit: 0, temperature: 4 });
     // Reference grid: JPEG 1, 6, …, 101; blur/AWGN 0, 5, …, 50; S&P 0, 5, …, 25.
     expect(evaluationLevels(c.degradations.jpeg, c.evaluation, false)).toEqual(Array.from({ length: 21 }, (_, i) => 1 + 5 * i));
     expect(evaluationLevels(c.degradations.blur, c.evaluation, false)).toHaveLength(11);
@@ -71,7 +71,10 @@ describe('shipped configs', () => {
       },
     });
     expect(c.stages.fusion).toEqual({ bn: 'recalibrate', recalibrationBatches: 200, recalibrationBatchSize: 128 });
-    expect(c.stages.baselines.loss).toEqual({ ce: 1, feature: 0 });
+    expect(c.stages.baselines.loss).toEqual({ ce: 1, feature: 0, logit: 0, temperature: 4 });
+    // Not in the published method: no logit distillation, teachers see clean images.
+    expect(c.stages.distill.loss).toMatchObject({ logit: 0 });
+    expect(c.stages.distill.teacherInput).toBe('clean');
     expect(c.model).toEqual({ arch: 'resnet', depth: 8, width: 1, shortcut: 'projection', head: 'pool2x2' });
     expect(c.evaluation).toMatchObject({ step: 1, seed: 0, quick: { levels: 3, samples: 1000 } });
     expect(c.subtasks).toEqual([]);
@@ -104,6 +107,9 @@ describe('config errors', () => {
     expect(await bad((c) => (c.model.depth = 21))).toMatch(/model\.depth: a CIFAR ResNet depth is 6n\+2/);
     expect(await bad((c) => (c.stages.fusion.bn = 'median'))).toMatch(/stages\.fusion\.bn/);
     expect(await bad((c) => (c.stages.base.loss = { ce: 0, feature: 0 }))).toMatch(/stages\.base\.loss: at least one/);
+    expect(await bad((c) => (c.stages.base.loss = { ce: 1, feature: 1 }))).toMatch(/stages\.base\.loss: the base model has no teacher/);
+    expect(await bad((c) => (c.stages.baselines.loss = { ce: 1, logit: 1 }))).toMatch(/stages\.baselines\.loss: the Vanilla and Fusing baselines have no teachers/);
+    expect(await bad((c) => (c.stages.distill.teacherInput = 'noisy'))).toMatch(/stages\.distill\.teacherInput/);
     expect(await bad((c) => (c.dataset.std = [0.3, 0.3]))).toMatch(/dataset\.std: mean and std/);
   });
 

@@ -90,4 +90,18 @@ describe('end-to-end compile (tiny, cpu backend)', () => {
     const original = await readFile(join(firstRoot, 'cache', resumed.results.get('distill')!.dir.split('/').at(-1)!, 'params.ckpt'));
     expect(await readFile(join(resumed.results.get('distill')!.dir, 'params.ckpt'))).toEqual(original);
   });
+
+  it('stage-4 variants (logit distillation, teachers on degraded images) rerun only stage 4 and change its weights', async () => {
+    expect(firstRoot).not.toBe('');
+    const root = await mkdtemp(join(tmpdir(), 'facet-variant-'));
+    await cp(join(firstRoot, 'cache'), join(root, 'cache'), { recursive: true });
+    const config = tinyConfig();
+    config.stages.distill.loss = { ...config.stages.distill.loss, logit: 1, temperature: 2 };
+    config.stages.distill.teacherInput = 'degraded';
+    const variant = await compile({ config, cacheDir: join(root, 'cache'), outDir: join(root, 'out'), baselines: false, quick: true, data: tinyData(), impls: stageImpls() });
+    expect(variant.ran).toEqual(['distill', 'eval-fusiondistill']);
+    const ours = readParams(join(variant.results.get('distill')!.dir, 'params.ckpt')).params;
+    const published = readParams(join(firstRoot, 'cache', (await readdir(join(firstRoot, 'cache'))).find((n) => /^distill-[0-9a-f]+$/.test(n))!, 'params.ckpt')).params;
+    expect(ours.get('fc/kernel')!.data).not.toEqual(published.get('fc/kernel')!.data);
+  });
 });

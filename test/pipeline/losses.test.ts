@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../compiler/tf/backend.ts';
-import { cosineFeatureLoss, crossEntropy, degradationLoss, fusionDistillLoss, stopGradient } from '../../compiler/pipeline/losses.ts';
+import { cosineFeatureLoss, crossEntropy, degradationLoss, fusionDistillLoss, logitDistillLoss, stopGradient } from '../../compiler/pipeline/losses.ts';
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -105,5 +105,21 @@ describe('losses', () => {
       const numeric = probe(feat, i, (p) => f(z, p).dataSync()[0]!);
       expect(gf!.dataSync()[i]).toBeCloseTo(numeric, 3);
     }
+  });
+
+  it('logit distillation is T²·KL(teacher ‖ student), gradient to the student only', () => {
+    // Teacher [0, ln3] → p = [1/4, 3/4]; student [0, 0] → q = [1/2, 1/2].
+    // T = 1: KL = 1/4·ln(1/2) + 3/4·ln(3/2) = −0.1732868 + 0.3040988 = 0.1308120.
+    // T = 2: p = softmax([0, ln3/2]) = [1/(1+√3), √3/(1+√3)]; 4·KL = 0.1453631.
+    const teacher = tf.tensor2d([[0, Math.log(3)]]);
+    const student = tf.tensor2d([[0, 0]]);
+    expect(logitDistillLoss(student, teacher, 1).dataSync()[0]).toBeCloseTo(0.130812, 5);
+    expect(logitDistillLoss(student, teacher, 2).dataSync()[0]).toBeCloseTo(0.1453631, 5);
+    expect(logitDistillLoss(teacher, teacher, 3).dataSync()[0]).toBeCloseTo(0, 6);
+    // d/ds at T = 1 is (q − p) / N = [0.25, −0.25]; none to the teacher.
+    const [gs, gt] = tf.grads((a: tf.Tensor, b: tf.Tensor) => logitDistillLoss(a as tf.Tensor2D, b as tf.Tensor2D, 1))([student, teacher]);
+    close(gs!.dataSync(), [0.25, -0.25]);
+    close(gt!.dataSync(), [0, 0]);
+    expect(() => logitDistillLoss(student, tf.zeros([1, 3]) as tf.Tensor2D, 1)).toThrow(/differ/);
   });
 });
