@@ -75,6 +75,11 @@ export interface TrainOptions {
   evalBatchSize?: number;
   /** Anything else that must match for a resume to be valid (e.g. teacher checksums). */
   fingerprintExtra?: unknown;
+  /**
+   * Stops the run gracefully: after the step in progress, the state is checkpointed and
+   * train() rejects with a TrainingInterruptedError (e.g. wired to SIGINT by the CLI).
+   */
+  signal?: AbortSignal;
   /** Called after every step (and its checkpoint, if any); throwing stops the run. */
   onStep?: (info: StepInfo) => void;
   progress?: ProgressReporter;
@@ -99,6 +104,10 @@ export interface TrainResult {
   history: EpochRecord[];
   stats: TrainStats;
   resumedFrom: { epoch: number; batch: number } | null;
+}
+
+export class TrainingInterruptedError extends Error {
+  override name = 'TrainingInterruptedError';
 }
 
 export const TRAIN_STATE_FORMAT = 'facet.train-state/1';
@@ -262,6 +271,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         };
         progress.step(info);
         opts.onStep?.(info);
+        // On the cpu and wasm backends a step never waits on I/O, so without this the event
+        // loop would not turn until the run ends: no signal handlers, no timers.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (opts.signal?.aborted && state.batch < stepsPerEpoch) {
+          saveState();
+          throw new TrainingInterruptedError(
+            `training interrupted at epoch ${epoch + 1}, step ${state.batch}/${stepsPerEpoch}` +
+              (lastPath ? `; state saved to ${lastPath}, resume to continue` : ' (no output directory: nothing saved)'),
+          );
+        }
       }
       const val = opts.val ? evaluate(graph, vars, opts.val, opts.normalize, opts.evalBatchSize ?? 256) : null;
       const sums = state.epochSums;

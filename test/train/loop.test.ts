@@ -8,7 +8,7 @@ import type { ParamStore } from '../../compiler/graph/ir.ts';
 import { forward, toVariables } from '../../compiler/nn/forward.ts';
 import { initBackend } from '../../compiler/tf/backend.ts';
 import { readCheckpoint } from '../../compiler/train/checkpoint.ts';
-import { crossEntropyLoss, evaluate, readParams, train } from '../../compiler/train/loop.ts';
+import { TrainingInterruptedError, crossEntropyLoss, evaluate, readParams, train } from '../../compiler/train/loop.ts';
 import { resumeTestOptions } from './resume-config.ts';
 import { tinyData, tinyGraph, tinyParams } from './helpers.ts';
 
@@ -128,6 +128,25 @@ describe('train()', () => {
     });
     expect(finished).toMatch(/done \{"epoch":\d,"batch":\d+\}/);
     expectSameParams(readParams(join(out, 'final.ckpt')).params, reference.params);
+  });
+
+  it('an aborted run checkpoints the step it stopped at and resumes from exactly there', async () => {
+    const out = join(root, 'aborted');
+    const controller = new AbortController();
+    await expect(
+      train({
+        ...resumeTestOptions(),
+        outDir: out,
+        onStep: (info) => {
+          if (info.globalStep === 5) controller.abort();
+        },
+        signal: controller.signal,
+      }),
+    ).rejects.toThrow(TrainingInterruptedError);
+    expect(readCheckpoint<{ globalStep: number }>(join(out, 'last.ckpt')).meta.globalStep).toBe(5);
+    const resumed = await train({ ...resumeTestOptions(), outDir: out, resume: true });
+    expect(resumed.stats.steps).toBe(18 - 5);
+    expectSameParams(resumed.params, reference.params);
   });
 
   it('refuses to resume a checkpoint from a different configuration', async () => {

@@ -54,8 +54,9 @@ Training
 Running
   --backend B           ${BACKEND_NAMES.join(', ')} (default auto)
   --prefetch P          worker (default: prepares batches on a second thread) or inline
-  --checkpoint-every N  also checkpoint every N steps
-  --resume              continue from DIR/last.ckpt`;
+  --checkpoint-every N  also checkpoint every N steps (default 50)
+  --resume              continue from DIR/last.ckpt
+Ctrl-C stops after the current step and checkpoints it; --resume continues from there.`;
 
 const number = (flag: string, text: string | undefined, fallback: number, check: (v: number) => boolean, what: string): number => {
   if (text === undefined) return fallback;
@@ -181,6 +182,14 @@ export const command: Command = {
         `${epochs} epochs of ${Math.floor(trainSet.count / batchSize)} steps, batch ${batchSize}, prefetch ${prefetch}`,
     );
     const normalize = { mean: stats.mean, std: stats.std };
+    // First Ctrl-C: finish the step, checkpoint, exit; a second one kills at once.
+    const interrupt = new AbortController();
+    const onSigint = () => {
+      console.error('\nfacet train: stopping after this step (Ctrl-C again to kill now)');
+      process.off('SIGINT', onSigint);
+      interrupt.abort();
+    };
+    process.on('SIGINT', onSigint);
     const result = await train({
       graph,
       params: initParams(graph, new Rng(seed)),
@@ -196,10 +205,11 @@ export const command: Command = {
       seed,
       outDir,
       resume: values.resume ?? false,
-      checkpointEverySteps: values['checkpoint-every'] === undefined ? undefined : number('--checkpoint-every', values['checkpoint-every'], 0, positiveInt, 'a positive integer'),
+      checkpointEverySteps: number('--checkpoint-every', values['checkpoint-every'], 50, positiveInt, 'a positive integer'),
       prefetch,
       progress: createProgress(process.stderr),
-    });
+      signal: interrupt.signal,
+    }).finally(() => process.off('SIGINT', onSigint));
     const summary = {
       dataset,
       backend: name,
