@@ -106,17 +106,19 @@ async function decoding(codecs: Awaited<ReturnType<typeof compileWasmFromNodeMod
   return rows;
 }
 
+const firstClassify = (url: string, body: Uint8Array<ArrayBuffer>) => fetch(url, { method: 'POST', body, headers: { 'content-type': 'image/png' } });
+
 async function http(runtime: RuntimeName, subtask: string) {
   const server = await startServer(runtime, modelsDir);
   try {
-    const body = readFileSync(join(IMAGES, 'shirt.png'));
+    const body = Uint8Array.from(readFileSync(join(IMAGES, 'shirt.png')));
     const url = `${server.url}/v1/classify?subtask=${encodeURIComponent(subtask)}`;
     const coldStart = performance.now();
-    const first = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'image/png' } });
+    const first = await firstClassify(url, body);
     if (!first.ok) throw new Error(`${runtime}: first classify answered ${first.status}: ${await first.text()}`);
     const firstClassifyMs = server.startMs + (performance.now() - coldStart);
     const amount = runtime === 'workerd' ? Math.min(requests, quick ? 500 : 2000) : requests;
-    const result = await autocannon({ url, method: 'POST', body, headers: { 'content-type': 'image/png' }, connections: 8, amount });
+    const result = await autocannon({ url, method: 'POST', body: Buffer.from(body), headers: { 'content-type': 'image/png' }, connections: 8, amount });
     return {
       runtime,
       requests: amount,
@@ -138,7 +140,7 @@ async function coldStart(runtime: RuntimeName, subtask: string) {
   const server = await startServer(runtime, modelsDir);
   try {
     const t = performance.now();
-    const res = await fetch(`${server.url}/v1/classify?subtask=${encodeURIComponent(subtask)}`, { method: 'POST', body: readFileSync(join(IMAGES, 'shirt.png')), headers: { 'content-type': 'image/png' } });
+    const res = await firstClassify(`${server.url}/v1/classify?subtask=${encodeURIComponent(subtask)}`, Uint8Array.from(readFileSync(join(IMAGES, 'shirt.png'))));
     if (!res.ok) throw new Error(`${runtime}: ${res.status}`);
     return { runtime, coldStartHealthzMs: round(server.startMs, 1), coldStartFirstClassifyMs: round(server.startMs + performance.now() - t, 1) };
   } finally {

@@ -67,7 +67,7 @@ async function fire(url: string, amount: number) {
 }
 
 async function loadRun(runtime: RuntimeName) {
-  const server = await startServer(runtime, modelsDir);
+  const server = await startServer(runtime, modelsDir, { ready: true });
   try {
     const pid = servingPid(server);
     const warm = await fire(server.url, WARMUP);

@@ -64,7 +64,7 @@ beforeAll(async () => {
   manifest = parseManifest(JSON.parse(readFileSync(`${FIXTURE_MODELS}/manifest.json`, 'utf8')));
   for (const r of RUNTIMES) if (r.skip) console.warn(`SKIPPING ${r.name}: ${r.skip}`);
   // Start them together: startup is mostly waiting on wasm compilation and process start.
-  const started = await Promise.all(RUNTIMES.filter((r) => !r.skip).map((r) => startServer(r.name, FIXTURE_MODELS)));
+  const started = await Promise.all(RUNTIMES.filter((r) => !r.skip).map((r) => startServer(r.name, FIXTURE_MODELS, { ready: true })));
   for (const s of started) servers.set(s.runtime, s);
 }, 180_000);
 
@@ -85,8 +85,39 @@ describe('four runtimes', () => {
       const bad = await fetch(`${server.url}/v1/classify`, { method: 'POST', body: 'not an image', headers: { 'content-type': 'image/png' } });
       expect(bad.status).toBe(400);
       expect(((await bad.json()) as Json).error.code).toBe('bad_image');
-      // Still serving after the bad request.
-      expect((await send(server.url, CASES[1]!)).status).toBe(200);
+      // 12 MiB streamed without Content-Length: refused by the 8 MiB limit, not buffered whole.
+      let sent = 0;
+      const big = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (sent >= 12 * 2 ** 20) return controller.close();
+          sent += 2 ** 16;
+          controller.enqueue(new Uint8Array(2 ** 16));
+        },
+      });
+      const tooBig = await fetch(`${server.url}/v1/classify`, { method: 'POST', body: big, headers: { 'content-type': 'image/png' }, duplex: 'half' } as RequestInit).catch((e) => e as Error);
+      // A server may also cut the connection once it has answered 413 mid-upload.
+      if (tooBig instanceof Response) {
+        expect(tooBig.status).toBe(413);
+        // Through wrangler dev's proxy undici gets the 413 headers but an empty body while its
+        // upload is still running (curl gets the JSON); other runtimes send the JSON error.
+        const text = await tooBig.text();
+        if (r.name !== 'workerd' || text) expect(JSON.parse(text).error.code).toBe('payload_too_large');
+      } else {
+        expect(String(tooBig.cause ?? tooBig)).toMatch(/socket|closed|reset|EPIPE|terminated/i);
+      }
+      // Still serving after the bad requests. After an upload cut off at the limit, wrangler
+      // dev's local proxy (not the Worker) sometimes resets the kept-alive connection or answers
+      // one "Your worker restarted mid-request" 503; a retry must then succeed.
+      const retried = async (): Promise<Response> => {
+        const res = await send(server.url, CASES[1]!).catch((e) => {
+          if (r.name !== 'workerd' || !/ECONNRESET|other side closed/.test(String(e.cause ?? e))) throw e;
+          return undefined;
+        });
+        if (res && !(r.name === 'workerd' && res.status === 503 && /restarted mid-request/.test(await res.clone().text()))) return res;
+        return send(server.url, CASES[1]!);
+      };
+      const again = await retried();
+      expect(again.status, `${r.name}: ${again.status === 200 ? '' : await again.text()}\n${server.log().slice(-3000)}`).toBe(200);
       answers.set(r.name, bodies);
     });
   }

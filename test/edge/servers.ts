@@ -1,6 +1,8 @@
 /** Start the edge service for real on each runtime (tests and benchmarks share this). */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 
@@ -44,7 +46,39 @@ export function runtimeBinary(name: 'bun' | 'deno'): { path?: string; reason?: s
   return { reason: `no working ${name} binary in node_modules (looked at ${candidates.join(', ')}); run npm install with its install script approved` };
 }
 
-export function command(runtime: RuntimeName, port: number, modelsDir: string, extraPort: number): { cmd: string; args: string[]; env?: Record<string, string> } {
+/**
+ * Build the Worker once (`wrangler deploy --dry-run`) and a config that serves that bundle
+ * unbundled. wrangler dev otherwise watches the sources and restarts the worker, mid-request,
+ * whenever a file under edge/ or shared/ changes; this way the test serves exactly the upload.
+ */
+export function prebuiltWorker(modelsDir: string): { config: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'facet-worker-'));
+  execFileSync(process.execPath, [require.resolve('wrangler/bin/wrangler.js'), 'deploy', '--dry-run', '--outdir', join(dir, 'dist'), '--assets', modelsDir], {
+    env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
+    stdio: 'ignore',
+    timeout: 120_000,
+  });
+  const config = join(dir, 'wrangler.toml');
+  writeFileSync(
+    config,
+    [
+      'name = "facet-edge-test"',
+      'main = "dist/worker.js"',
+      'compatibility_date = "2025-09-01"',
+      'no_bundle = true',
+      'find_additional_modules = true',
+      'base_dir = "dist"',
+      'rules = [{ type = "CompiledWasm", globs = ["**/*.wasm"], fallthrough = true }]',
+      '[assets]',
+      `directory = ${JSON.stringify(resolve(modelsDir))}`,
+      'binding = "ASSETS"',
+      'run_worker_first = true',
+    ].join('\n') + '\n',
+  );
+  return { config, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function command(runtime: RuntimeName, port: number, modelsDir: string, extraPort: number, workerConfig?: string): { cmd: string; args: string[]; env?: Record<string, string> } {
   switch (runtime) {
     case 'node':
       return { cmd: process.execPath, args: ['--import', 'tsx', 'edge/node.ts', '--port', String(port), '--models', modelsDir] };
@@ -55,15 +89,22 @@ export function command(runtime: RuntimeName, port: number, modelsDir: string, e
     case 'workerd':
       return {
         cmd: process.execPath,
-        args: [require.resolve('wrangler/bin/wrangler.js'), 'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(extraPort), '--assets', modelsDir, '--log-level', 'warn'],
+        args: [require.resolve('wrangler/bin/wrangler.js'), 'dev', ...(workerConfig ? ['-c', workerConfig] : ['--assets', modelsDir]), '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(extraPort), '--log-level', 'warn'],
         env: { WRANGLER_SEND_METRICS: 'false' },
       };
   }
 }
 
-export async function startServer(runtime: RuntimeName, modelsDir: string, timeoutMs = 90_000): Promise<RunningServer> {
+/**
+ * Start a server and wait for /healthz. With `ready`, also wait for /readyz (every model loaded):
+ * wrangler dev can reload its worker once just after it first answers, and a request caught
+ * in that reload gets "Your worker restarted mid-request".
+ */
+export async function startServer(runtime: RuntimeName, modelsDir: string, options: { ready?: boolean; timeoutMs?: number } = {}): Promise<RunningServer> {
+  const timeoutMs = options.timeoutMs ?? 90_000;
   const [port, extraPort] = [await freePort(), await freePort()];
-  const { cmd, args, env } = command(runtime, port, modelsDir, extraPort);
+  const worker = runtime === 'workerd' ? prebuiltWorker(modelsDir) : undefined;
+  const { cmd, args, env } = command(runtime, port, modelsDir, extraPort, worker?.config);
   const started = performance.now();
   const child = spawn(cmd, args, { env: { ...process.env, ...env, FACET_API_KEY: '', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -71,18 +112,23 @@ export async function startServer(runtime: RuntimeName, modelsDir: string, timeo
   child.stderr!.on('data', (d) => (output += d));
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
+    if (child.exitCode !== null || child.signalCode !== null) return worker?.cleanup();
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
     await exited;
     clearTimeout(timer);
+    worker?.cleanup();
   };
   while (performance.now() - started < timeoutMs) {
     if (child.exitCode !== null) throw new Error(`${runtime} server exited with ${child.exitCode}:\n${output}`);
     try {
       const res = await fetch(`${url}/healthz`);
-      if (res.ok) return { runtime, url, child, startMs: performance.now() - started, log: () => output, stop };
+      if (res.ok) {
+        const startMs = performance.now() - started;
+        if (options.ready) await waitReady(url, started + timeoutMs);
+        return { runtime, url, child, startMs, log: () => output, stop };
+      }
     } catch {
       // not listening yet
     }
@@ -90,4 +136,17 @@ export async function startServer(runtime: RuntimeName, modelsDir: string, timeo
   }
   await stop();
   throw new Error(`${runtime} server did not answer /healthz within ${timeoutMs} ms:\n${output}`);
+}
+
+async function waitReady(url: string, deadline: number): Promise<void> {
+  let stable = 0;
+  while (performance.now() < deadline) {
+    const res = await fetch(`${url}/readyz`).catch(() => undefined);
+    await res?.body?.cancel();
+    // Three answers in a row, so a reload right after the first does not slip through.
+    stable = res?.ok ? stable + 1 : 0;
+    if (stable === 3) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${url}/readyz did not answer 200`);
 }
