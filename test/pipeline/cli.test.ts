@@ -40,6 +40,7 @@ describe('facet compile CLI', () => {
     await expect(run(['--config', CONFIG, '--prefetch', 'gpu'])).rejects.toThrow(/--prefetch must be worker or inline/);
     await expect(run(['--config', CONFIG, '--backend', 'tpu'])).rejects.toThrow(/--backend must be one of/);
     await expect(run(['--config', CONFIG, '--checkpoint-every', '0'])).rejects.toThrow(/--checkpoint-every must be a positive integer/);
+    await expect(run(['--config', CONFIG, '--seed=1.5', '--backend', 'cpu'])).rejects.toThrow(/--seed must be a non-negative integer/);
     const dir = await mkdtemp(join(tmpdir(), 'facet-cli-'));
     const bad = join(dir, 'bad.json');
     await writeFile(bad, JSON.stringify({ ...JSON.parse(await readFile(CONFIG, 'utf8')), seed: -1 }));

@@ -22,7 +22,8 @@ Options
   --cache-dir DIR       stage cache (default .cache/compile)
   --backend B           auto, wasm, webgpu, tensorflow, cpu (default auto)
   --prefetch P          worker (default: batches are prepared on a second thread) or inline
-  --checkpoint-every N  also checkpoint training every N steps (default: every epoch)`;
+  --checkpoint-every N  also checkpoint training every N steps (default: every epoch)
+  --seed N              override the config's seed (e.g. to average a study over seeds)`;
 
 export const command: Command = {
   name: 'compile',
@@ -43,6 +44,7 @@ export const command: Command = {
           backend: { type: 'string', default: 'auto' },
           prefetch: { type: 'string', default: 'worker' },
           'checkpoint-every': { type: 'string' },
+          seed: { type: 'string' },
         },
       }));
     } catch (err) {
@@ -66,6 +68,11 @@ export const command: Command = {
       config = await loadCompileConfig(values.config);
     } catch (err) {
       throw new UsageError((err as Error).message);
+    }
+    if (values.seed !== undefined) {
+      const seed = Number(values.seed);
+      if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got "${values.seed}"`);
+      config = { ...config, seed };
     }
     const [{ compile }, { stageImpls, loadCompileData }, { reportTableMarkdown, formatDuration }, { createProgress }] = await Promise.all([
       import('../../pipeline/compile.ts'),
