@@ -24,7 +24,7 @@ import { configureOrt, ortHeapBytes } from '../edge/ort.ts';
 import { loadManifest } from '../edge/store.ts';
 import { FsModelStore } from '../edge/store-fs.ts';
 import { compileWasmFromNodeModules } from '../edge/wasm-files.ts';
-import { runtimeBinary, startServer, type RuntimeName } from '../test/edge/servers.ts';
+import { cpuMs, runtimeBinary, servingPid, startServer, type RuntimeName } from '../test/edge/servers.ts';
 
 const argv = process.argv.slice(2);
 const arg = (name: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined);
@@ -118,6 +118,8 @@ async function http(runtime: RuntimeName, subtask: string) {
     if (!first.ok) throw new Error(`${runtime}: first classify answered ${first.status}: ${await first.text()}`);
     const firstClassifyMs = server.startMs + (performance.now() - coldStart);
     const amount = runtime === 'workerd' ? Math.min(requests, quick ? 500 : 2000) : requests;
+    const pid = servingPid(server);
+    const cpuBefore = cpuMs(pid);
     const result = await autocannon({ url, method: 'POST', body: Buffer.from(body), headers: { 'content-type': 'image/png' }, connections: 8, amount });
     return {
       runtime,
@@ -125,6 +127,8 @@ async function http(runtime: RuntimeName, subtask: string) {
       requestsPerSec: round(result.requests.average, 1),
       p50Ms: result.latency.p50,
       p99Ms: result.latency.p99,
+      // CPU the server spent per request: a figure the machine's other load does not distort.
+      serverCpuMsPerRequest: round((cpuMs(pid) - cpuBefore) / amount, 3),
       non2xx: result.non2xx,
       errors: result.errors,
       timeouts: result.timeouts,

@@ -7,12 +7,11 @@
  *   npm run bench:load [-- --requests 50000] [--runtimes node,workerd] [--models DIR]
  */
 import autocannon from 'autocannon';
-import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { DEFAULT_MODELS } from '../edge/node.ts';
 import { pngHeaderClaiming } from '../test/edge/helpers.ts';
-import { startServer, type RunningServer, type RuntimeName } from '../test/edge/servers.ts';
+import { rssBytes, servingPid, startServer, type RuntimeName } from '../test/edge/servers.ts';
 
 const argv = process.argv.slice(2);
 const arg = (name: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined);
@@ -36,26 +35,6 @@ const REQUESTS: autocannon.Request[] = [
   { method: 'POST', path: '/v1/classify', headers: { 'content-type': 'application/json' }, body: '{"image": "@@@"}' }, // 400
   { method: 'GET', path: '/v1/models' }, // 200
 ];
-
-/** Resident memory of the process that serves: the server itself, or workerd under wrangler. */
-function servingPid(server: RunningServer): number {
-  if (server.runtime !== 'workerd') return server.child.pid!;
-  const out = execFileSync('ps', ['-eo', 'pid,ppid,comm'], { encoding: 'utf8' });
-  const rows = out.trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
-  const descendants = new Set([String(server.child.pid)]);
-  for (let changed = true; changed; ) {
-    changed = false;
-    for (const [pid, ppid] of rows) if (descendants.has(ppid!) && !descendants.has(pid!)) (descendants.add(pid!), (changed = true));
-  }
-  const workerd = rows.find(([pid, , comm]) => descendants.has(pid!) && comm === 'workerd');
-  if (!workerd) throw new Error('no workerd process under wrangler');
-  return Number(workerd[0]);
-}
-
-function rssBytes(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m![1]) * 1024;
-}
 
 async function fire(url: string, amount: number) {
   const statuses = new Map<number, number>();

@@ -10,8 +10,9 @@ describe('fixture models', () => {
     const dir = mkdtempSync(join(tmpdir(), 'facet-fixture-'));
     try {
       const manifest = makeFixtureModels(dir);
-      expect(manifest).toEqual(JSON.parse(readFileSync(join(FIXTURE_MODELS, 'manifest.json'), 'utf8')));
-      for (const m of manifest.models) expect(readFileSync(join(dir, m.file)).equals(readFileSync(join(FIXTURE_MODELS, m.file))), m.file).toBe(true);
+      const stale = 'the committed fixtures are stale; run: npx tsx scripts/make-fixture-models.ts';
+      expect(manifest, stale).toEqual(JSON.parse(readFileSync(join(FIXTURE_MODELS, 'manifest.json'), 'utf8')));
+      for (const m of manifest.models) expect(readFileSync(join(dir, m.file)).equals(readFileSync(join(FIXTURE_MODELS, m.file))), `${m.file}: ${stale}`).toBe(true);
       // Subtask models are cheaper than the full model, so model choice has something to choose.
       const [full, tops, shoes] = manifest.models;
       expect(tops!.macs).toBeLessThan(full!.macs);

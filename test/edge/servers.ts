@@ -1,6 +1,6 @@
 /** Start the edge service for real on each runtime (tests and benchmarks share this). */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
@@ -149,4 +149,30 @@ async function waitReady(url: string, deadline: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${url}/readyz did not answer 200`);
+}
+
+/** Resident memory of the process that serves: the server itself, or workerd under wrangler. */
+export function servingPid(server: RunningServer): number {
+  if (server.runtime !== 'workerd') return server.child.pid!;
+  const out = execFileSync('ps', ['-eo', 'pid,ppid,comm'], { encoding: 'utf8' });
+  const rows = out.trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+  const descendants = new Set([String(server.child.pid)]);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const [pid, ppid] of rows) if (descendants.has(ppid!) && !descendants.has(pid!)) (descendants.add(pid!), (changed = true));
+  }
+  const workerd = rows.find(([pid, , comm]) => descendants.has(pid!) && comm === 'workerd');
+  if (!workerd) throw new Error('no workerd process under wrangler');
+  return Number(workerd[0]);
+}
+
+export function rssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) * 1024;
+}
+
+/** User + system CPU milliseconds a process has used (Linux /proc; clock ticks of 10 ms). */
+export function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
