@@ -238,6 +238,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const batch = await pipeline!.next();
         lr = learningRate(opts.schedule, state.globalStep, clock);
         const { lossValue, correct } = await trainStep(batch, lr);
+        // On the cpu and wasm backends a step never waits on I/O, so without this the event
+        // loop would not turn until the run ends: no signal handlers, no timers. Inline
+        // prefetch of the next batch runs here, inside the step's measured time.
+        await new Promise((resolve) => setImmediate(resolve));
         const stepMs = performance.now() - stepStart;
         const stepDataMs = dataMs(pipeline!) - before;
         if (!Number.isFinite(lossValue)) throw new Error(`training diverged: loss is ${lossValue} at epoch ${epoch + 1}, step ${state.batch + 1}`);
@@ -271,9 +275,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         };
         progress.step(info);
         opts.onStep?.(info);
-        // On the cpu and wasm backends a step never waits on I/O, so without this the event
-        // loop would not turn until the run ends: no signal handlers, no timers.
-        await new Promise((resolve) => setImmediate(resolve));
         if (opts.signal?.aborted && state.batch < stepsPerEpoch) {
           saveState();
           throw new TrainingInterruptedError(
