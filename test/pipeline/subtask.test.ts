@@ -1,0 +1,73 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initParams, resnet } from '../../compiler/graph/builders.ts';
+import { predict } from '../../compiler/nn/forward.ts';
+import { exportOnnx } from '../../compiler/onnx/export.ts';
+import { onnxClassifier } from '../../compiler/pipeline/evaluate.ts';
+import { DEFAULT_SUBTASK_TUNING, fineTuneSubtask, pruneSubtask, type SubtaskInput } from '../../compiler/pipeline/subtask.ts';
+import { initBackend } from '../../compiler/tf/backend.ts';
+import { Rng } from '../../shared/rng.ts';
+import { tinyData } from './helpers/tiny.ts';
+
+beforeAll(async () => {
+  await initBackend('cpu');
+});
+
+function input(): SubtaskInput {
+  const { train } = tinyData();
+  const graph = resnet({ depth: 8, width: 1, input: [8, 8, 1], classes: 4, shortcut: 'projection', head: 'gap' });
+  const params = initParams(graph, new Rng(5));
+  return {
+    graph,
+    params,
+    train,
+    classes: [3, 1],
+    flops: 0.5,
+    degradations: { jpeg: { min: 20, max: 101 }, blur: { min: 0, max: 10 }, awgn: { min: 0, max: 20 }, saltpepper: { min: 0, max: 5 } },
+    normalize: { mean: [0.3], std: [0.3] },
+    tuning: { ...DEFAULT_SUBTASK_TUNING, calibrationPerClass: 6, recalibrationImages: 24, epochs: 1, batchSize: 8 },
+    seed: 7,
+  };
+}
+
+describe('subtask compile (CATRO + baselines + fine-tune)', () => {
+  it('prunes to the MACs budget, keeps only the subtask rows, and the exported ONNX equals tfjs', async () => {
+    const job = input();
+    const catro = await pruneSubtask(job, 'catro');
+    expect(catro.macs.pruned).toBeLessThan(catro.macs.full);
+    // Within one inner channel of the target (ratio budget rounds per layer).
+    expect(catro.macs.pruned / catro.macs.full).toBeLessThan(0.56);
+    const fc = catro.graph.layers.find((l) => l.kind === 'dense');
+    expect(fc && fc.kind === 'dense' && fc.units).toBe(2);
+
+    const x = new Float32Array(5 * 64).map((_, i) => Math.sin(i * 0.37));
+    const expected = tf.tidy(() => predict(catro.graph, catro.params, tf.tensor4d(x, [5, 8, 8, 1])).dataSync());
+    const onnx = exportOnnx(catro.graph, catro.params, { labels: ['bottom-right', 'top-right'], classes: [3, 1], mean: [0.3], std: [0.3] });
+    const model = await onnxClassifier(onnx);
+    // ONNX takes NCHW; with one channel the layouts coincide.
+    const got = await model.classify(x, { n: 5, c: 1, h: 8, w: 8 });
+    await model.close();
+    expect(got.length).toBe(10);
+    for (let i = 0; i < got.length; i++) expect(Math.abs(got[i]! - expected[i]!)).toBeLessThan(1e-4);
+  });
+
+  it('baselines reuse CATRO\'s widths, so every selector lands on the same MACs', async () => {
+    const job = input();
+    const catro = await pruneSubtask(job, 'catro');
+    const l1 = await pruneSubtask(job, 'l1', catro.widths.widths);
+    const random = await pruneSubtask(job, 'random', catro.widths.widths);
+    expect(l1.macs.pruned).toBe(catro.macs.pruned);
+    expect(random.macs.pruned).toBe(catro.macs.pruned);
+    await expect(pruneSubtask(job, 'l1')).rejects.toThrow(/widths CATRO chose/);
+  });
+
+  it('fine-tunes the pruned model on the subtask with distillation and keeps its shapes', async () => {
+    const job = input();
+    const catro = await pruneSubtask(job, 'catro');
+    const result = await fineTuneSubtask(job, catro);
+    expect(result.stats.images).toBeGreaterThan(0);
+    for (const [k, t] of catro.params) expect(result.params.get(k)!.shape).toEqual(t.shape);
+    const moved = [...catro.params.keys()].some((k) => k.endsWith('/kernel') && result.params.get(k)!.data.some((v, i) => v !== catro.params.get(k)!.data[i]));
+    expect(moved).toBe(true);
+  });
+});
