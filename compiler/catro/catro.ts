@@ -45,6 +45,8 @@ export interface CatroOptions {
   pooling?: ScatterPooling;
   batchSize?: number;
   countMacs?: CountMacs;
+  /** Stage II regulariser: w' = w + ε·mean(w) (default 1e-8, the spec's). */
+  wEpsilon?: number;
 }
 
 export interface SpaceReport {
@@ -195,7 +197,7 @@ export async function catroPrune(graph: Graph, params: ParamStore, calib: Calibr
     }
     const masked = keep.size > 0 ? maskChannels(graph, params, keep) : params;
     const { b, w } = (await measure(masked, [s])).get(s.id)!;
-    const selection = selectLayer(b, w, k);
+    const selection = selectLayer(b, w, k, { wEpsilon: opts.wEpsilon });
     keep.set(s.id, selection.selected);
     reports.push({ id: s.id, channels: s.channels, kept: selection.selected, selection });
   }

@@ -27,8 +27,12 @@ export interface LayerSelection {
   ratio: number;
 }
 
-/** Relative regulariser on w, so channels with w = 0 but b > 0 get a finite ratio. */
-const W_EPS = 1e-8;
+/**
+ * Default relative regulariser on w (w' = w + ε·mean(w)), so channels with w = 0 but b > 0
+ * get a finite ratio. A larger ε is ridge-regularised LDA (S_w + εI): it stops near-silent
+ * channels (tiny b, tinier w) from winning on ratio alone.
+ */
+export const DEFAULT_W_EPSILON = 1e-8;
 const MAX_ITERATIONS = 1000;
 
 function checkScatter(b: ArrayLike<number>, w: ArrayLike<number>, k: number): void {
@@ -48,14 +52,16 @@ function checkScatter(b: ArrayLike<number>, w: ArrayLike<number>, k: number): vo
  * Dead channels (b = w = 0: constant over the calibration set, e.g. never-firing ReLUs)
  * rank below every live channel; ties rank the larger b_j first, then the lower index.
  */
-export function selectLayer(b: ArrayLike<number>, w: ArrayLike<number>, k: number): LayerSelection {
+export function selectLayer(b: ArrayLike<number>, w: ArrayLike<number>, k: number, opts: { wEpsilon?: number } = {}): LayerSelection {
   checkScatter(b, w, k);
+  const eps = opts.wEpsilon ?? DEFAULT_W_EPSILON;
+  if (!(eps >= 0 && Number.isFinite(eps))) throw new Error(`selectLayer: wEpsilon must be finite and ≥ 0, got ${eps}`);
   const C = b.length;
   let meanW = 0;
   for (let j = 0; j < C; j++) meanW += w[j];
   meanW /= C;
   const wr = new Float64Array(C);
-  for (let j = 0; j < C; j++) wr[j] = w[j] + W_EPS * meanW;
+  for (let j = 0; j < C; j++) wr[j] = w[j] + eps * meanW;
   const dead = (j: number) => b[j] === 0 && w[j] === 0;
 
   const live: number[] = [];

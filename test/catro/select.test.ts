@@ -3,9 +3,9 @@ import { selectLayer, traceRatio } from '../../compiler/catro/select.ts';
 import { prng, randomArray, subsets } from './helpers.ts';
 
 /** Exhaustive optimum with the same w regulariser selectLayer uses. */
-function exhaustiveBest(b: Float64Array, w: Float64Array, k: number): number {
+function exhaustiveBest(b: Float64Array, w: Float64Array, k: number, eps = 1e-8): number {
   const mean = w.reduce((s, v) => s + v, 0) / w.length;
-  const wr = w.map((v) => v + 1e-8 * mean);
+  const wr = w.map((v) => v + eps * mean);
   let best = -Infinity;
   for (const S of subsets(b.length, k)) best = Math.max(best, traceRatio(S, b, wr));
   return best;
@@ -33,6 +33,22 @@ describe('selectLayer', () => {
         expect(traceRatio(selected, b, regularised(w))).toBeCloseTo(best, 10);
       }
     }
+  });
+
+  it('with a ridge regulariser still equals exhaustive search, and prefers energetic channels', () => {
+    for (let seed = 400; seed < 420; seed++) {
+      const rand = prng(seed);
+      const C = 3 + Math.floor(rand() * 8);
+      const b = randomArray(rand, C).map((v) => v * v * 10);
+      const w = randomArray(rand, C).map((v) => v * v * 3);
+      for (let k = 1; k < C; k++) expect(selectLayer(b, w, k, { wEpsilon: 0.3 }).ratio).toBeCloseTo(exhaustiveBest(b, w, k, 0.3), 10);
+    }
+    // A near-silent channel wins on ratio alone; ridge regularisation prefers the energetic one.
+    const b = Float64Array.from([1, 0.01]);
+    const w = Float64Array.from([2, 0.01]);
+    expect(selectLayer(b, w, 1).selected).toEqual([1]);
+    expect(selectLayer(b, w, 1, { wEpsilon: 1 }).selected).toEqual([0]);
+    expect(() => selectLayer(b, w, 1, { wEpsilon: -1 })).toThrow(/wEpsilon must be finite and ≥ 0/);
   });
 
   it('raises λ monotonically and ends at the selected ratio', () => {
