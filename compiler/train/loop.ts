@@ -277,10 +277,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         opts.onStep?.(info);
         if (opts.signal?.aborted && state.batch < stepsPerEpoch) {
           saveState();
-          throw new TrainingInterruptedError(
-            `training interrupted at epoch ${epoch + 1}, step ${state.batch}/${stepsPerEpoch}` +
-              (lastPath ? `; state saved to ${lastPath}, resume to continue` : ' (no output directory: nothing saved)'),
-          );
+          throw interrupted(`epoch ${epoch + 1}, step ${state.batch}/${stepsPerEpoch}`);
         }
       }
       const val = opts.val ? evaluate(graph, vars, opts.val, opts.normalize, opts.evalBatchSize ?? 256) : null;
@@ -309,7 +306,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       state.epochSeed = null;
       state.epochSums = emptySums();
       saveState();
+      if (opts.signal?.aborted && state.epoch < epochs) throw interrupted(`the end of epoch ${epoch + 1}`);
     }
+  } catch (err) {
+    disposeAll(vars);
+    optimizer.dispose();
+    throw err;
   } finally {
     progress.close();
     await pipeline?.close();
@@ -338,6 +340,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     },
     resumedFrom,
   };
+
+  function interrupted(where: string): TrainingInterruptedError {
+    return new TrainingInterruptedError(
+      `training interrupted at ${where}` + (lastPath ? `; state saved to ${lastPath}, resume to continue` : ' (no output directory: nothing saved)'),
+    );
+  }
 
   async function trainStep(batch: PreparedBatch, lr: number): Promise<{ lossValue: number; correct: number }> {
     const { height, width, channels } = opts.train;

@@ -75,6 +75,7 @@ describe('train()', () => {
   it('resumes after an exception mid-epoch to bit-identical weights (inline run, resumed with worker prefetch)', async () => {
     const out = join(root, 'thrown');
     const stopAt = 13; // epoch 2, after the checkpoint at step 12 and one more step
+    const tensorsBefore = tf.memory().numTensors;
     await expect(
       train({
         ...resumeTestOptions(),
@@ -85,6 +86,7 @@ describe('train()', () => {
         },
       }),
     ).rejects.toThrow('simulated crash');
+    expect(tf.memory().numTensors).toBe(tensorsBefore); // a failed run frees its variables
     const saved = readCheckpoint<{ epoch: number; batch: number; globalStep: number }>(join(out, 'last.ckpt')).meta;
     expect(saved.globalStep).toBe(12);
     const resumed = await train({ ...resumeTestOptions(), outDir: out, resume: true, prefetch: 'worker' });
@@ -144,8 +146,22 @@ describe('train()', () => {
       }),
     ).rejects.toThrow(TrainingInterruptedError);
     expect(readCheckpoint<{ globalStep: number }>(join(out, 'last.ckpt')).meta.globalStep).toBe(5);
+    // An abort during an epoch's last step stops after that epoch's evaluation and checkpoint.
+    const atEpochEnd = new AbortController();
+    await expect(
+      train({
+        ...resumeTestOptions(),
+        outDir: out,
+        resume: true,
+        onStep: (info) => {
+          if (info.globalStep === 12) atEpochEnd.abort();
+        },
+        signal: atEpochEnd.signal,
+      }),
+    ).rejects.toThrow(/interrupted at the end of epoch 2/);
+    expect(readCheckpoint<{ globalStep: number; history: unknown[] }>(join(out, 'last.ckpt')).meta.history).toHaveLength(2);
     const resumed = await train({ ...resumeTestOptions(), outDir: out, resume: true });
-    expect(resumed.stats.steps).toBe(18 - 5);
+    expect(resumed.stats.steps).toBe(18 - 12);
     expectSameParams(resumed.params, reference.params);
   });
 
