@@ -4,6 +4,7 @@
  * behind {@link StageImpls} — stages.ts trains for real; tests plug in fakes to check the
  * orchestration (order, caching, invalidation, report) in milliseconds.
  */
+import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LabelledImages } from '../data/types.ts';
@@ -13,7 +14,6 @@ import type { CompileConfig } from './config.ts';
 import type { EvalResult } from './evaluate.ts';
 import { planCompile, type Plan, type StageKind, type StageSpec } from './plan.ts';
 import { modelRow, oracleRow, REFERENCE_FASHION_MNIST, renderReportHtml, REPORT_SCHEMA, type Report, type ReportRow, type StageTiming } from './report.ts';
-import { createHash } from 'node:crypto';
 
 /** Written by every eval stage: the {@link EvalResult} as JSON. */
 export const EVAL_FILE = 'eval.json';

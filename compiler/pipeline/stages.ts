@@ -23,7 +23,7 @@ import type { PrefetchMode } from '../train/pipeline.ts';
 import { SILENT, type ProgressReporter, type StepInfo } from '../train/progress.ts';
 import type { ScheduleConfig as TrainerSchedule } from '../train/schedules.ts';
 import { hashSources, sha256File, writeFileAtomic } from './cache.ts';
-import { EVAL_FILE, ONNX_FILE, readEval, type CompileData, type PublishEnv, type StageEnv, type StageImpls } from './compile.ts';
+import { dataChecksum, EVAL_FILE, ONNX_FILE, readEval, type CompileData, type PublishEnv, type StageEnv, type StageImpls } from './compile.ts';
 import type { CompileConfig, DegradationRanges, EvaluationConfig, LossWeights, OptimizerConfig, ScheduleConfig, TrainingStage } from './config.ts';
 import { evaluate, onnxClassifier, toAccuracyReport } from './evaluate.ts';
 import { fuseParams, recalibrateBn } from './fusion.ts';
@@ -424,7 +424,6 @@ export async function loadCompileData(config: CompileConfig): Promise<CompileDat
   ]);
   const channels = config.dataset.mean.length;
   if (channels !== train.channels) throw new Error(`config dataset.mean has ${channels} entries but ${config.dataset.name} images have ${train.channels} channels`);
-  const { dataChecksum } = await import('./compile.ts');
   return { train, test, checksums: { train: dataChecksum(train), test: dataChecksum(test) } };
 }
 
