@@ -29,8 +29,8 @@ export function tinyParams(graph: Graph, seed = 1): ParamStore {
 }
 
 /**
- * A learnable toy set: class k images are brighter in horizontal band k, plus noise.
- * Deterministic for a seed.
+ * A learnable toy set: class k images are bright in their top k + 1 bands (so even a
+ * globally pooled feature separates the classes), plus noise. Deterministic for a seed.
  */
 export function tinyData(count: number, seed: number, split = 'train', size = 8, channels: 1 | 3 = 1, classes = 3): LabelledImages {
   const rng = new Rng(seed);
@@ -42,7 +42,7 @@ export function tinyData(count: number, seed: number, split = 'train', size = 8,
     const k = rng.int(0, classes - 1);
     labels[i] = k;
     for (let y = 0; y < size; y++) {
-      const inBand = Math.floor(y / band) === k;
+      const inBand = Math.floor(y / band) <= k;
       for (let x = 0; x < size * channels; x++) images[i * pixels + y * size * channels + x] = (inBand ? 160 : 40) + rng.int(0, 60);
     }
   }

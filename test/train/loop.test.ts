@@ -51,7 +51,7 @@ describe('train()', () => {
     });
     expect(r.history.map((h) => h.epoch)).toEqual([0, 1, 2, 3]);
     expect(r.history[3]!.trainLoss).toBeLessThan(r.history[0]!.trainLoss);
-    expect(r.history[3]!.valAccuracy!).toBeGreaterThan(0.6); // chance is 1/3
+    expect(r.history[3]!.valAccuracy!).toBeGreaterThan(0.7); // chance is 1/3
     expect(r.stats.steps).toBe(4 * 6);
     expect(tf.memory().numTensors).toBe(tensorsBefore); // no tensor leaks per step
     expect(r.stats.dataShare).toBeGreaterThanOrEqual(0);
