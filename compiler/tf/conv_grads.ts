@@ -50,12 +50,19 @@ export function convGeometry(
   };
 }
 
-/** Insert (stride - 1) zeros between the rows and columns of an NHWC tensor. */
+/**
+ * Insert (stride - 1) zeros between the rows and columns of an NHWC tensor. Uses rank-4
+ * pads only: tfjs-backend-webgpu 4.22 generates invalid WGSL for rank-6 Pad ("cannot index
+ * type 'vec6'"), and an invalid pipeline silently drops the whole command buffer.
+ */
 function dilateSpatial(t: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
   if (sh === 1 && sw === 1) return t;
   const [n, h, w, c] = t.shape;
-  const spread = tf.pad(tf.reshape(t, [n, h, 1, w, 1, c]), [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]);
-  const full = tf.reshape(spread, [n, h * sh, w * sw, c]) as tf.Tensor4D;
+  let cols = tf.reshape(t, [n * h, w, 1, c]);
+  if (sw > 1) cols = tf.pad(cols, [[0, 0], [0, 0], [0, sw - 1], [0, 0]]);
+  let rows = tf.reshape(cols, [n, h, 1, w * sw * c]);
+  if (sh > 1) rows = tf.pad(rows, [[0, 0], [0, 0], [0, sh - 1], [0, 0]]);
+  const full = tf.reshape(rows, [n, h * sh, w * sw, c]) as tf.Tensor4D;
   // The trailing zeros after the last row/column are not part of the dilated tensor.
   return tf.slice(full, [0, 0, 0, 0], [n, (h - 1) * sh + 1, (w - 1) * sw + 1, c]) as tf.Tensor4D;
 }
@@ -97,12 +104,16 @@ export function conv2dInputGrad(dy: tf.Tensor4D, filter: tf.Tensor4D, g: Conv2DG
   });
 }
 
+export type FilterGradMethod = 'conv' | 'im2col';
+
 /**
- * dL/dW of a conv. Pointwise convs are one matrix product; others are a forward conv in
- * which the batch axis plays the role of channels and the output gradient is the filter,
- * dilated by the forward stride.
+ * dL/dW of a conv. Pointwise convs are one matrix product. Otherwise:
+ * - 'conv': a forward conv in which the batch axis plays the role of channels and the output
+ *   gradient is the filter, dilated by the forward stride (fast on wasm/XNNPACK);
+ * - 'im2col': the fh·fw strided views of the padded input side by side, times the output
+ *   gradient (one tall-skinny matrix product, which GPU backends split along its long axis).
  */
-export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, g: Conv2DGeometry): tf.Tensor4D {
+export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, g: Conv2DGeometry, method: FilterGradMethod = 'conv'): tf.Tensor4D {
   return tf.tidy(() => {
     const [n, h, w, ci] = g.xShape;
     const [fh, fw, , co] = g.filterShape;
@@ -115,6 +126,20 @@ export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, g: Conv2DGeome
       const xt = tf.transpose(tf.reshape(sampled, [n * oh * ow, ci]));
       const dw = tf.matMul(xt, tf.reshape(dy, [n * oh * ow, co]));
       return tf.reshape(dw, [1, 1, ci, co]);
+    }
+    if (method === 'im2col') {
+      // Rows a forward conv reads span [−top, (o−1)·s + f − 1 − top]; pad (or crop) to exactly that.
+      const { t: xp, pads } = padOrCrop(x, p.top, (oh - 1) * sh + fh - h - p.top, p.left, (ow - 1) * sw + fw - w - p.left);
+      const padded = tf.pad(xp, pads);
+      const taps: tf.Tensor4D[] = [];
+      for (let ky = 0; ky < fh; ky++) {
+        for (let kx = 0; kx < fw; kx++) {
+          taps.push(tf.stridedSlice(padded, [0, ky, kx, 0], [n, ky + (oh - 1) * sh + 1, kx + (ow - 1) * sw + 1, ci], [1, sh, sw, 1]) as tf.Tensor4D);
+        }
+      }
+      const patches = tf.reshape(tf.concat(taps, 3), [n * oh * ow, fh * fw * ci]);
+      const dw = tf.matMul(patches, tf.reshape(dy, [n * oh * ow, co]), true, false);
+      return tf.reshape(dw, [fh, fw, ci, co]);
     }
     const xT = tf.transpose(x, [3, 1, 2, 0]) as tf.Tensor4D; // [ci, h, w, n]
     const dyT = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [oh, ow, n, co]
@@ -135,7 +160,7 @@ export type BackendSet = ReadonlySet<string>;
  * Replace the Conv2D gradient on the given backends; other backends keep the stock one.
  * Returns a function that restores the previous gradient.
  */
-export function registerFastConvGradient(backends: BackendSet): () => void {
+export function registerFastConvGradient(backends: BackendSet, filterGradMethod: (backend: string) => FilterGradMethod = () => 'conv'): () => void {
   const stock = tf.getGradient(tf.Conv2D);
   if (stock == null) throw new Error('tfjs-core has no Conv2D gradient to replace');
   tf.registerGradient({
@@ -150,7 +175,7 @@ export function registerFastConvGradient(backends: BackendSet): () => void {
       const g = convGeometry(x.shape, filter.shape, a.strides, a.pad, a.dimRoundingMode);
       return {
         x: () => conv2dInputGrad(dy as tf.Tensor4D, filter, g),
-        filter: () => conv2dFilterGrad(x, dy as tf.Tensor4D, g),
+        filter: () => conv2dFilterGrad(x, dy as tf.Tensor4D, g, filterGradMethod(tf.getBackend())),
       };
     },
   });

@@ -80,11 +80,16 @@ describe('fast Conv2D gradients', () => {
         const got = await onBackend(backend, () =>
           tf.tidy(() => {
             const x = tf.tensor4d(xd, c.x), w = tf.tensor4d(wd, c.f), r = tf.tensor4d(rd, outShape as [number, number, number, number]);
-            return { dx: conv2dInputGrad(r, w, g).dataSync() as Float32Array, dw: conv2dFilterGrad(x, r, g).dataSync() as Float32Array };
+            return {
+              dx: conv2dInputGrad(r, w, g).dataSync() as Float32Array,
+              dwConv: conv2dFilterGrad(x, r, g, 'conv').dataSync() as Float32Array,
+              dwIm2col: conv2dFilterGrad(x, r, g, 'im2col').dataSync() as Float32Array,
+            };
           }),
         );
         expect(relError(got.dx, ref.dx), `${backend} dx`).toBeLessThanOrEqual(1e-4);
-        expect(relError(got.dw, ref.dw), `${backend} dw`).toBeLessThanOrEqual(1e-4);
+        expect(relError(got.dwConv, ref.dw), `${backend} dw (conv)`).toBeLessThanOrEqual(1e-4);
+        expect(relError(got.dwIm2col, ref.dw), `${backend} dw (im2col)`).toBeLessThanOrEqual(1e-4);
       }
       // Through the registered gradient (what training uses) on wasm.
       const viaTape = await onBackend('wasm', () => tapeGrads(c, xd, wd, rd, outShape));
