@@ -104,7 +104,8 @@ async function initWasm(): Promise<void> {
     throw new BackendUnavailableError('wasm', message(e));
   }
   // Node: tfjs-backend-wasm loads its single-threaded SIMD build (threads are disabled under
-  // Node, tfjs issue #3830), so there is no thread count to set here.
+  // Node, tfjs issue #3830), so there is no thread count to set here. Forcing the threaded
+  // build fails: its pthread workers start from blob: URLs, which worker_threads rejects.
   await activate('wasm');
 }
 
