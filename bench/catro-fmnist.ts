@@ -5,7 +5,7 @@
  * unpruned model restricted to the subtask's classes. Accuracy on the subtask's test
  * images right after pruning and after the same short fine-tuning (cross-entropy on the
  * subtask's training images). A quick relative comparison, not the shipped recipe.
- *   npx tsx bench/catro-fmnist.ts [--steps 300] [--finetune 60] [--flops 0.25] [--method ratio|greedy] [--depth 8] [--width 1]
+ *   npx tsx bench/catro-fmnist.ts [--steps 300] [--finetune 60] [--flops 0.25] [--method ratio|greedy] [--eps 1e-8,1] [--depth 8] [--width 1]
  */
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
@@ -28,6 +28,7 @@ const steps = Number(arg('steps', '300'));
 const finetuneSteps = Number(arg('finetune', '60'));
 const flops = Number(arg('flops', '0.25'));
 const method = arg('method', 'ratio') as 'ratio' | 'greedy';
+const epsilons = arg('eps', '1e-8').split(',').map(Number);
 const depth = Number(arg('depth', '8'));
 const width = Number(arg('width', '1'));
 const testPerClass = Number(arg('test-per-class', '200'));
@@ -127,11 +128,17 @@ for (const [name, classes] of Object.entries(SUBTASKS)) {
   const trainIdx = Array.from({ length: train.count }, (_, i) => i).filter((i) => classes.includes(train.labels[i]!));
   const { indices, slots } = sampleCalibration(train.labels, classes, 50, new Rng(3));
   const t1 = performance.now();
-  const catro = await catroPrune(graph, base, { x: toInput(train, indices), slots }, tfjsTapRunner, { classes, budget: { flops, method } });
+  const calib = { x: toInput(train, indices), slots };
+  const catro = await catroPrune(graph, base, calib, tfjsTapRunner, { classes, budget: { flops, method }, wEpsilon: epsilons[0] });
   const catroSeconds = (performance.now() - t1) / 1000;
+  const variants: [string, PruneResult][] = [];
+  for (const eps of epsilons.slice(1)) {
+    variants.push([`catro-eps${eps}`, await catroPrune(graph, base, calib, tfjsTapRunner, { classes, budget: { flops, method }, wEpsilon: eps })]);
+  }
   const restricted = restrictClasses(graph, base, classes);
   const candidates: [string, PruneResult | Omit<PruneResult, 'widths'>][] = [
     ['catro', catro],
+    ...variants,
     ['l1', baselinePrune(graph, base, catro.widths.widths, { classes, selector: 'l1' })],
     ...[1, 2, 3].map((s) => [`random${s}`, baselinePrune(graph, base, catro.widths.widths, { classes, selector: 'random', rng: new Rng(100 + s) })] as [string, Omit<PruneResult, 'widths'>]),
   ];
@@ -161,7 +168,7 @@ for (const [name, classes] of Object.entries(SUBTASKS)) {
   };
   console.log(
     `${name} [${classes}] MACs ${(catro.macs.full / 1e6).toFixed(2)}M → ${(catro.macs.pruned / 1e6).toFixed(2)}M (catro ${catroSeconds.toFixed(1)} s); ` +
-      `unpruned-restricted ${pct(row.unprunedRestricted as number)} | catro ${cell('catro')} | l1 ${cell('l1')} | random ${cell('random1')}, ${cell('random2')}, ${cell('random3')}`,
+      `unpruned-restricted ${pct(row.unprunedRestricted as number)} | catro ${cell('catro')}${variants.map(([l]) => ` | ${l} ${cell(l)}`).join('')} | l1 ${cell('l1')} | random ${cell('random1')}, ${cell('random2')}, ${cell('random3')}`,
   );
 }
 
@@ -169,7 +176,7 @@ mkdirSync('bench/results', { recursive: true });
 const path = 'bench/results/catro-fmnist.json';
 const tmp = `${path}.tmp-${process.pid}`;
 const fd = openSync(tmp, 'w');
-writeSync(fd, JSON.stringify({ date: new Date().toISOString(), depth, width, steps, finetuneSteps, flops, method, fullAccuracy: fullAcc, rows }, null, 2) + '\n');
+writeSync(fd, JSON.stringify({ date: new Date().toISOString(), depth, width, steps, finetuneSteps, flops, method, epsilons, fullAccuracy: fullAcc, rows }, null, 2) + '\n');
 fsyncSync(fd);
 closeSync(fd);
 renameSync(tmp, path);
