@@ -65,30 +65,52 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Finds a GPU adapter through Dawn (`webgpu` package) and installs navigator.gpu. */
-export async function findWebGpuAdapter(): Promise<{ ok: true; adapterInfo: string } | { ok: false; reason: string }> {
-  let webgpu: { create: (opts: string[]) => unknown; globals: Record<string, unknown> };
-  try {
-    webgpu = (await import('webgpu')) as unknown as typeof webgpu;
-  } catch (e) {
-    return { ok: false, reason: `the optional 'webgpu' package did not load (${message(e)})` };
+type AdapterProbe = { ok: true; adapterInfo: string } | { ok: false; reason: string };
+let adapterProbe: Promise<AdapterProbe> | undefined;
+
+/**
+ * Finds a GPU adapter through Dawn (`webgpu` package), once per process. Only when one is
+ * found are the WebGPU globals and `navigator.gpu` installed (tfjs-backend-webgpu needs
+ * them); without a GPU, globalThis is left untouched.
+ */
+export function findWebGpuAdapter(): Promise<AdapterProbe> {
+  adapterProbe ??= probeAdapter();
+  return adapterProbe;
+}
+
+async function probeAdapter(): Promise<AdapterProbe> {
+  const existing = (globalThis as { navigator?: { gpu?: GpuLike } }).navigator?.gpu;
+  let gpu: GpuLike;
+  let globals: Record<string, unknown> = {};
+  if (existing) {
+    gpu = existing;
+  } else {
+    try {
+      const webgpu = (await import('webgpu')) as unknown as { create: (opts: string[]) => GpuLike; globals: Record<string, unknown> };
+      gpu = webgpu.create([]);
+      globals = webgpu.globals;
+    } catch (e) {
+      return { ok: false, reason: `the optional 'webgpu' package did not load (${message(e)})` };
+    }
   }
-  const g = globalThis as unknown as { navigator?: { gpu?: unknown } };
-  if (g.navigator?.gpu == null) {
-    Object.assign(globalThis, webgpu.globals);
-    const gpu = webgpu.create([]);
-    if (g.navigator == null) Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
-    else Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
-  }
   try {
-    const gpu = g.navigator!.gpu as { requestAdapter(o?: object): Promise<{ info?: { vendor?: string; architecture?: string; description?: string } } | null> };
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (adapter == null) return { ok: false, reason: 'Dawn found no GPU adapter' };
+    if (!existing) {
+      Object.assign(globalThis, globals);
+      const g = globalThis as { navigator?: object };
+      if (g.navigator == null) Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+      else Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true });
+    }
     const info = adapter.info ?? {};
     return { ok: true, adapterInfo: [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || 'unknown adapter' };
   } catch (e) {
     return { ok: false, reason: `requesting a GPU adapter failed (${message(e)})` };
   }
+}
+
+interface GpuLike {
+  requestAdapter(o?: object): Promise<{ info?: { vendor?: string; architecture?: string; description?: string } } | null>;
 }
 
 async function activate(name: string): Promise<void> {
