@@ -35,8 +35,6 @@ export type Budget =
   | { ratio: number | ReadonlyMap<string, number> }
   | { flops: number; method?: 'ratio' | 'greedy'; relative?: ReadonlyMap<string, number>; floorRatio?: number };
 
-export type Selector = 'catro' | 'l1' | 'random';
-
 export interface CatroOptions {
   /** Dataset class indices of the subtask, in output order; calibration slots index this list. */
   classes: readonly number[];
