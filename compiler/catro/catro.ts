@@ -35,6 +35,9 @@ export type Budget =
   | { ratio: number | ReadonlyMap<string, number> }
   | { flops: number; method?: 'ratio' | 'greedy'; relative?: ReadonlyMap<string, number>; floorRatio?: number };
 
+/** Channel selectors compared in reports: CATRO and the class-agnostic baselines. */
+export type Selector = 'catro' | 'l1' | 'random';
+
 export interface CatroOptions {
   /** Dataset class indices of the subtask, in output order; calibration slots index this list. */
   classes: readonly number[];

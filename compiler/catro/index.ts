@@ -13,6 +13,7 @@ export {
   type CalibrationSet,
   type CatroOptions,
   type PruneResult,
+  type Selector,
   type SpaceReport,
   type TapRunner,
   type TapSession,
