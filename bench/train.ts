@@ -7,7 +7,7 @@
  * bench/results/train.json atomically.
  *
  *   npm run bench:train -- [--backends wasm,cpu,webgpu,tensorflow] [--batch 64]
- *                          [--steps 5] [--warmup 2] [--cpu-steps 1] [--cpu-batch 16] [--profile] [--skip-check] [--out path]
+ *                          [--steps 5] [--warmup 2] [--cpu-steps 1] [--cpu-batch 4] [--profile] [--skip-check] [--out path]
  *
  * Unless `--skip-check`, the benchmark first compares each backend's parameter gradients on 2 images
  * with the stock cpu backend's and reports the max relative error.
@@ -36,7 +36,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '2' },
     'cpu-steps': { type: 'string', default: '1' },
     // The stock cpu kernels take minutes per batch-64 step; img/s barely depends on the batch there.
-    'cpu-batch': { type: 'string', default: '16' },
+    'cpu-batch': { type: 'string', default: '4' },
     profile: { type: 'boolean', default: false },
     'skip-check': { type: 'boolean', default: false },
     dw: { type: 'string', default: 'auto' },

@@ -13,11 +13,21 @@ export interface BatchNormTrainResult {
 }
 
 /**
- * Per-channel sum of a [rows, C] matrix as a [1, C] product with a row of ones: the
- * matrix product runs on XNNPACK on wasm, while a Sum over a non-inner axis transposes.
+ * Per-channel mean over N, H, W of an NHWC tensor. On wasm a global average pool (XNNPACK)
+ * followed by a mean over the batch: one fast pass, where a Sum/Mean over non-inner axes
+ * transposes first and a MatMul with a row of ones repacks the whole tensor (measured per
+ * 64×28×28×16 tensor: pool 0.1 ms, MatMul 3.3 ms, Mean 2.4 ms). Elsewhere (webgpu was
+ * measured with it) the MatMul with ones.
  */
-function columnSums(m: tf.Tensor2D, ones: tf.Tensor2D): tf.Tensor1D {
-  return tf.reshape(tf.matMul(ones, m), [m.shape[1]]);
+function channelMeans(t: tf.Tensor4D): tf.Tensor1D {
+  const [n, h, w, c] = t.shape;
+  if (tf.getBackend() === 'wasm') {
+    const pooled = tf.avgPool(t, [h, w], 1, 'valid');
+    return tf.mean(tf.reshape(pooled, [n, c]), 0) as tf.Tensor1D;
+  }
+  const rows = n * h * w;
+  const sums = tf.matMul(tf.ones([1, rows]) as tf.Tensor2D, tf.reshape(t, [rows, c]) as tf.Tensor2D);
+  return tf.reshape(tf.div(sums, rows), [c]) as tf.Tensor1D;
 }
 
 /**
@@ -26,19 +36,16 @@ function columnSums(m: tf.Tensor2D, ones: tf.Tensor2D): tf.Tensor1D {
  * Why: the stock gradient of moments + batchNorm goes through Tile and Sum kernels that
  * dominated a training step on wasm (docs/training-speed.md). The backward here is the
  * textbook closed form, dx = γ·σ⁻¹·(dy − mean(dy) − x̂·mean(dy·x̂)), done with per-channel
- * broadcasts and two column sums.
+ * broadcasts and two per-channel means.
  */
 export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number): BatchNormTrainResult {
-  const [n, h, w, c] = x.shape;
+  const [n, h, w] = x.shape;
   const rows = n * h * w;
   // The batch statistics feed only the running averages, not the loss, so computing them
   // outside the custom gradient keeps them off the backward path.
   const { mean, variance } = tf.tidy(() => {
-    const ones = tf.ones([1, rows]) as tf.Tensor2D;
-    const flat = tf.reshape(x, [rows, c]) as tf.Tensor2D;
-    const m = tf.div(columnSums(flat, ones), rows) as tf.Tensor1D;
-    const v = tf.div(columnSums(tf.squaredDifference(flat, m) as tf.Tensor2D, ones), rows) as tf.Tensor1D;
-    return { mean: m, variance: v };
+    const m = channelMeans(x);
+    return { mean: m, variance: channelMeans(tf.squaredDifference(x, m) as tf.Tensor4D) };
   });
   const normalize = tf.customGrad<tf.Tensor4D>((...args) => {
     const [xt, g, b, save] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
@@ -50,18 +57,12 @@ export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tens
       value: y,
       gradFunc: (dy, saved) => {
         const [xs, gs, is, mu] = saved as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.Tensor1D];
-        const ones = tf.ones([1, rows]) as tf.Tensor2D;
-        const dyFlat = tf.reshape(dy, [rows, c]) as tf.Tensor2D;
-        const xHat = tf.mul(tf.sub(tf.reshape(xs, [rows, c]), mu), is) as tf.Tensor2D;
-        const dBeta = columnSums(dyFlat, ones);
-        const dGamma = columnSums(tf.mul(dyFlat, xHat) as tf.Tensor2D, ones);
+        const xHat = tf.mul(tf.sub(xs, mu), is) as tf.Tensor4D;
+        const meanDy = channelMeans(dy);
+        const meanDyXHat = channelMeans(tf.mul(dy, xHat) as tf.Tensor4D);
         const scale = tf.mul(gs, is);
-        // dx = scale·dy − (scale·dGamma/rows)·x̂ − scale·dBeta/rows
-        const dx = tf.sub(
-          tf.mul(dyFlat, scale),
-          tf.add(tf.mul(xHat, tf.div(tf.mul(scale, dGamma), rows)), tf.div(tf.mul(scale, dBeta), rows)),
-        );
-        return [tf.reshape(dx, [n, h, w, c]), dGamma, dBeta];
+        const dx = tf.mul(tf.sub(tf.sub(dy, meanDy), tf.mul(xHat, meanDyXHat)), scale);
+        return [dx, tf.mul(meanDyXHat, rows), tf.mul(meanDy, rows)];
       },
     };
   });
