@@ -145,17 +145,24 @@ export async function measureScatter(
   return new Map(spaces.map((s) => [s.id, sumScatters(s.taps.map((t) => accs.get(t)!.scatter()))]));
 }
 
-function budgetWidths(graph: Graph, spaces: ChannelSpace[], budget: Budget, scatters: () => Promise<Map<string, Scatter>>, count: CountMacs) {
+/** Stage I: channels per space from the budget (the greedy needs every space's scatter). */
+async function budgetWidths(
+  graph: Graph,
+  spaces: ChannelSpace[],
+  budget: Budget,
+  scatters: () => Promise<Map<string, Scatter>>,
+  count: CountMacs,
+): Promise<Widths> {
   if ('ratio' in budget) {
     const widths = widthsForRatios(spaces, budget.ratio);
-    return Promise.resolve({ widths, macs: count(withWidths(graph, spaces, widths)), fullMacs: count(graph) } as Widths);
+    return { widths, macs: count(withWidths(graph, spaces, widths)), fullMacs: count(graph) };
   }
   if (!(budget.flops > 0 && budget.flops <= 1)) throw new Error(`catro: budget flops must be a fraction in (0, 1], got ${budget.flops}`);
   const target = budget.flops * count(graph);
-  if ((budget.method ?? 'ratio') === 'ratio') {
-    return Promise.resolve(ratioBudget(graph, spaces, target, { relative: budget.relative, countMacs: count }));
-  }
-  return scatters().then((sc) => greedyBudget(graph, spaces, sc, target, { floorRatio: budget.floorRatio, countMacs: count }));
+  const method = budget.method ?? 'ratio';
+  if (method === 'ratio') return ratioBudget(graph, spaces, target, { relative: budget.relative, countMacs: count });
+  if (method === 'greedy') return greedyBudget(graph, spaces, await scatters(), target, { floorRatio: budget.floorRatio, countMacs: count });
+  throw new Error(`catro: budget method must be "ratio" or "greedy", got "${method}"`);
 }
 
 /** Physically prunes to `keep`, keeps the subtask's classifier rows, and counts both models. */

@@ -69,6 +69,10 @@ describe('catroPrune (reference interpreter)', () => {
     await expect(run({ x: x.subarray(1), slots })).rejects.toThrow(/calibration x has 767 values, expected 12 samples × 64/);
     await expect(run({ x, slots: slots.map((s) => (s === 2 ? 3 : s)) })).rejects.toThrow(/slot 2 is 3, outside \[0, 3\)/);
     await expect(run({ x: x.subarray(0, 4 * 64), slots: slots.slice(0, 4) })).rejects.toThrow(/class slot 1 has 1 calibration samples/);
+    const withBudget = (budget: Parameters<typeof catroPrune>[4]['budget']) =>
+      catroPrune(graph, params, calib, referenceTapRunner, { classes: [0, 1, 2], budget });
+    await expect(withBudget({ flops: 1.5 })).rejects.toThrow(/flops must be a fraction in \(0, 1\], got 1.5/);
+    await expect(withBudget({ flops: 0.5, method: 'best' as 'ratio' })).rejects.toThrow(/method must be "ratio" or "greedy", got "best"/);
   });
 });
 
