@@ -51,9 +51,11 @@ export function convGeometry(
 }
 
 /**
- * Insert (stride - 1) zeros between the rows and columns of an NHWC tensor. Uses rank-4
- * pads only: tfjs-backend-webgpu 4.22 generates invalid WGSL for rank-6 Pad ("cannot index
- * type 'vec6'"), and an invalid pipeline silently drops the whole command buffer.
+ * Insert (stride - 1) zeros after every row and column of an NHWC tensor (so the result has
+ * h·sh rows, the last sh − 1 of them zero; callers account for them in their padding, which
+ * saves a Slice, a slow generic loop on wasm). Uses rank-4 pads only: tfjs-backend-webgpu 4.22
+ * generates invalid WGSL for rank-6 Pad ("cannot index type 'vec6'"), and an invalid pipeline
+ * silently drops the whole command buffer.
  */
 function dilateSpatial(t: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
   if (sh === 1 && sw === 1) return t;
@@ -62,9 +64,7 @@ function dilateSpatial(t: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
   if (sw > 1) cols = tf.pad(cols, [[0, 0], [0, 0], [0, sw - 1], [0, 0]]);
   let rows = tf.reshape(cols, [n, h, 1, w * sw * c]);
   if (sh > 1) rows = tf.pad(rows, [[0, 0], [0, 0], [0, sh - 1], [0, 0]]);
-  const full = tf.reshape(rows, [n, h * sh, w * sw, c]) as tf.Tensor4D;
-  // The trailing zeros after the last row/column are not part of the dilated tensor.
-  return tf.slice(full, [0, 0, 0, 0], [n, (h - 1) * sh + 1, (w - 1) * sw + 1, c]) as tf.Tensor4D;
+  return tf.reshape(rows, [n, h * sh, w * sw, c]) as tf.Tensor4D;
 }
 
 /** Pad (positive) or crop (negative) the spatial borders of an NHWC tensor. */
@@ -95,6 +95,7 @@ export function conv2dInputGrad(dy: tf.Tensor4D, filter: tf.Tensor4D, g: Conv2DG
     const dilated = dilateSpatial(dy, sh, sw);
     const flipped = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]) as tf.Tensor4D;
     // Derivation (one axis): dx[i] = Σ_k D[i + top - (f-1) + k] · W[f-1-k], D = dilated dy.
+    // A negative bottom/right only ever crops the dilation's trailing zero rows/columns.
     const top = fh - 1 - g.pads.top;
     const left = fw - 1 - g.pads.left;
     const bottom = h + fh - 1 - top - dilated.shape[1];
@@ -107,7 +108,7 @@ export function conv2dInputGrad(dy: tf.Tensor4D, filter: tf.Tensor4D, g: Conv2DG
 export type FilterGradMethod = 'conv' | 'im2col';
 
 /**
- * dL/dW of a conv. Pointwise convs are one matrix product. Otherwise:
+ * dL/dW of a conv. Stride-1 pointwise convs are one matrix product. Otherwise:
  * - 'conv': a forward conv in which the batch axis plays the role of channels and the output
  *   gradient is the filter, dilated by the forward stride (fast on wasm/XNNPACK);
  * - 'im2col': the fh·fw strided views of the padded input side by side, times the output
@@ -120,10 +121,11 @@ export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, g: Conv2DGeome
     const [sh, sw] = g.strides;
     const [, oh, ow] = dy.shape;
     const p = g.pads;
-    if (fh === 1 && fw === 1 && p.top === 0 && p.left === 0) {
-      const sampled = sh === 1 && sw === 1 ? x : tf.stridedSlice(x, [0, 0, 0, 0], [n, (oh - 1) * sh + 1, (ow - 1) * sw + 1, ci], [1, sh, sw, 1]);
+    if (fh === 1 && fw === 1 && sh === 1 && sw === 1 && p.top === 0 && p.left === 0) {
       // Explicit transpose: wasm's MatMul with transposeA falls off the XNNPACK path.
-      const xt = tf.transpose(tf.reshape(sampled, [n * oh * ow, ci]));
+      // (Strided pointwise convs take the conv form below: wasm's StridedSlice is a slow
+      // generic loop, 25 vs 8 ms for a 64×28×28×16 input.)
+      const xt = tf.transpose(tf.reshape(x, [n * oh * ow, ci]));
       const dw = tf.matMul(xt, tf.reshape(dy, [n * oh * ow, co]));
       return tf.reshape(dw, [1, 1, ci, co]);
     }
@@ -144,12 +146,15 @@ export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, g: Conv2DGeome
     const xT = tf.transpose(x, [3, 1, 2, 0]) as tf.Tensor4D; // [ci, h, w, n]
     const dyT = tf.transpose(dy, [1, 2, 0, 3]) as tf.Tensor4D; // [oh, ow, n, co]
     // The oh-tap "filter" dilated by the stride spans s(oh-1)+1 rows, so the output has
-    // h + top + bottom - s(oh-1) rows, which must be fh; bottom may come out negative
-    // (rows the forward conv never read), hence padOrCrop.
+    // h + top + bottom - s(oh-1) rows, which must be fh; bottom comes out negative when the
+    // forward conv never read the last input rows.
+    // Rather than crop the input (a slow Slice of the whole tensor on wasm), let the conv
+    // produce a few extra output rows/columns and slice the small result.
     const bottom = fh + sh * (oh - 1) - h - p.top;
     const right = fw + sw * (ow - 1) - w - p.left;
-    const { t, pads } = padOrCrop(xT, p.top, bottom, p.left, right);
-    const out = tf.conv2d(t, dyT, 1, pads, 'NHWC', [sh, sw]) as tf.Tensor4D; // [ci, fh, fw, co]
+    const pads: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [p.top, Math.max(0, bottom)], [p.left, Math.max(0, right)], [0, 0]];
+    let out = tf.conv2d(xT, dyT, 1, pads, 'NHWC', [sh, sw]) as tf.Tensor4D; // [ci, ≥fh, ≥fw, co]
+    if (out.shape[1] !== fh || out.shape[2] !== fw) out = tf.slice(out, [0, 0, 0, 0], [ci, fh, fw, co]);
     return tf.transpose(out, [1, 2, 0, 3]);
   });
 }
