@@ -211,7 +211,7 @@ export async function createApp(options: AppOptions): Promise<FacetApp> {
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
   const manifest = await loadManifest(options.store);
   const ort = configureOrt(options.wasm.ort);
-  void initCodecs(options.wasm.codecs);
+  await initCodecs(options.wasm.codecs);
   const pool = new ModelPool(ort, options.store, manifest, options.memoryBudgetBytes);
   const metrics = new Metrics();
   const app = new Hono<Env>();

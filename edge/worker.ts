@@ -43,6 +43,11 @@ export default {
       console.error(`facet edge: ${message}`);
       return Response.json(errorBody('startup_failed', message), { status: 503 });
     }
-    return facet.app.fetch(request, env, ctx as never);
+    const response = await facet.app.fetch(request, env, ctx as never);
+    // Answers that did not need the body (415, most 400s) leave it unread. wrangler dev's proxy
+    // then fails reading it after the response and restarts the worker under every request in
+    // flight; draining a small body first avoids that. Bodies over the limit are not drained.
+    if (request.body && !request.bodyUsed && response.status !== 413) await request.body.pipeTo(new WritableStream()).catch(() => undefined);
+    return response;
   },
 };

@@ -89,7 +89,7 @@ export function command(runtime: RuntimeName, port: number, modelsDir: string, e
     case 'workerd':
       return {
         cmd: process.execPath,
-        args: [require.resolve('wrangler/bin/wrangler.js'), 'dev', ...(workerConfig ? ['-c', workerConfig] : ['--assets', modelsDir]), '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(extraPort), '--log-level', 'warn'],
+        args: [require.resolve('wrangler/bin/wrangler.js'), 'dev', ...(workerConfig ? ['-c', workerConfig] : ['--assets', modelsDir]), '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(extraPort), '--log-level', process.env.FACET_WRANGLER_LOG ?? 'warn'],
         env: { WRANGLER_SEND_METRICS: 'false' },
       };
   }
