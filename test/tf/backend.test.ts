@@ -30,6 +30,12 @@ describe('initBackend', () => {
     expect(await initBackend('auto')).toBe(gpu.ok ? 'webgpu' : 'wasm');
   });
 
+  it.skipIf(gpu.ok)(`leaves globalThis without WebGPU globals when there is no adapter (${gpuNote})`, () => {
+    const g = globalThis as { navigator?: { gpu?: unknown }; GPUBufferUsage?: unknown };
+    expect(g.navigator?.gpu).toBeUndefined();
+    expect(g.GPUBufferUsage).toBeUndefined();
+  });
+
   it('rejects unknown names with the list of valid ones', async () => {
     await expect(initBackend('tpu' as never)).rejects.toThrow(/unknown backend 'tpu'.*wasm/);
   });
