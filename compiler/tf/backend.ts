@@ -12,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { ensureStockGradients } from './gradients.ts';
 import { registerFastConvGradient, type FilterGradMethod } from './conv_grads.ts';
+import { registerWasmKernels } from './wasm_kernels.ts';
 
 export type BackendName = 'auto' | 'wasm' | 'webgpu' | 'tensorflow' | 'cpu';
 export const BACKEND_NAMES: readonly BackendName[] = ['auto', 'wasm', 'webgpu', 'tensorflow', 'cpu'];
@@ -125,6 +126,7 @@ async function initWasm(): Promise<void> {
   } catch (e) {
     throw new BackendUnavailableError('wasm', message(e));
   }
+  registerWasmKernels();
   // Node: tfjs-backend-wasm loads its single-threaded SIMD build (threads are disabled under
   // Node, tfjs issue #3830), so there is no thread count to set here. Forcing the threaded
   // build fails: its pthread workers start from blob: URLs, which worker_threads rejects.

@@ -79,3 +79,21 @@ describe(`webgpu gradient parity (${gpuNote})`, () => {
     expect(relError(got[1]!, ref[1]!)).toBeLessThanOrEqual(1e-4);
   });
 });
+
+describe('wasm Identity shares the buffer', () => {
+  it('clone adds no data buffer, and each copy stays readable after the other is disposed', async () => {
+    await initBackend('wasm');
+    const a = tf.tensor1d([1, 2, 3]);
+    const buffers = tf.memory().numDataBuffers;
+    const b = tf.clone(a);
+    expect(tf.memory().numDataBuffers).toBe(buffers);
+    a.dispose();
+    expect(Array.from(b.dataSync())).toEqual([1, 2, 3]);
+    const c = tf.clone(b);
+    b.dispose();
+    const d = tf.add(c, 1);
+    expect(Array.from(d.dataSync())).toEqual([2, 3, 4]);
+    tf.dispose([c, d]);
+    expect(tf.memory().numDataBuffers).toBe(buffers - 1);
+  });
+});
