@@ -1,12 +1,15 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { canonicalJson, hashSources, runStage, sha256File, stageHash, type StageKey } from '../../compiler/pipeline/cache.ts';
+import { tempDirs } from './helpers/temp.ts';
 
-const tempDir = () => mkdtemp(join(tmpdir(), 'facet-cache-'));
+const temp = tempDirs();
+afterAll(temp.cleanup);
+
+const tempDir = () => temp.make('facet-cache-');
 
 /** A stage that writes `value` to out.txt and counts its runs. */
 function counted(value: string) {

@@ -1,13 +1,16 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../compiler/cli/command.ts';
 import { command } from '../../compiler/cli/commands/compile.ts';
 import { dataChecksum } from '../../compiler/pipeline/compile.ts';
 import { parseCompileConfig } from '../../compiler/pipeline/config.ts';
 import { loadCompileData } from '../../compiler/pipeline/stages.ts';
+import { tempDirs } from './helpers/temp.ts';
+
+const temp = tempDirs();
+afterAll(temp.cleanup);
 
 const CONFIG = new URL('../../configs/fashion-mnist.json', import.meta.url).pathname;
 
@@ -20,7 +23,7 @@ function idx(magic: number, dims: number[], bytes: Uint8Array): Buffer {
 }
 
 async function fakeMnist(count: number): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'facet-cli-'));
+  const dir = await temp.make('facet-cli-');
   for (const prefix of ['train', 't10k']) {
     const images = Uint8Array.from({ length: count * 28 * 28 }, (_, i) => (i * 7) % 256);
     const labels = Uint8Array.from({ length: count }, (_, i) => i % 10);
@@ -41,7 +44,7 @@ describe('facet compile CLI', () => {
     await expect(run(['--config', CONFIG, '--backend', 'tpu'])).rejects.toThrow(/--backend must be one of/);
     await expect(run(['--config', CONFIG, '--checkpoint-every', '0'])).rejects.toThrow(/--checkpoint-every must be a positive integer/);
     await expect(run(['--config', CONFIG, '--seed=1.5', '--backend', 'cpu'])).rejects.toThrow(/--seed must be a non-negative integer/);
-    const dir = await mkdtemp(join(tmpdir(), 'facet-cli-'));
+    const dir = await temp.make('facet-cli-');
     const bad = join(dir, 'bad.json');
     await writeFile(bad, JSON.stringify({ ...JSON.parse(await readFile(CONFIG, 'utf8')), seed: -1 }));
     await expect(run(['--config', bad, '--backend', 'cpu'])).rejects.toThrow(/bad\.json is not a valid compile config:\n {2}seed:/);

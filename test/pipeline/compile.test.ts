@@ -1,14 +1,17 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { compile, dataChecksum, EVAL_FILE, ONNX_FILE, type CompileData, type StageEnv, type StageImpls } from '../../compiler/pipeline/compile.ts';
 import { loadCompileConfig, type CompileConfig } from '../../compiler/pipeline/config.ts';
 import type { EvalResult } from '../../compiler/pipeline/evaluate.ts';
 import { dependents, planCompile, type StageKind } from '../../compiler/pipeline/plan.ts';
 import type { Report } from '../../compiler/pipeline/report.ts';
 import { DEGRADATION_KINDS } from '../../shared/manifest.ts';
+import { tempDirs } from './helpers/temp.ts';
+
+const temp = tempDirs();
+afterAll(temp.cleanup);
 
 const CONFIG = new URL('../../configs/fashion-mnist.json', import.meta.url).pathname;
 
@@ -59,7 +62,7 @@ function fakeImpls(code: Partial<Record<StageKind, string>> = {}, fail?: string)
 }
 
 async function setup() {
-  const root = await mkdtemp(join(tmpdir(), 'facet-compile-'));
+  const root = await temp.make('facet-compile-');
   const config = await loadCompileConfig(CONFIG);
   const run = async (cfg: CompileConfig, over: { baselines?: boolean; quick?: boolean; data?: CompileData; impls?: ReturnType<typeof fakeImpls> } = {}) => {
     const impls = over.impls ?? fakeImpls();

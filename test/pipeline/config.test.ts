@@ -1,8 +1,11 @@
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { evaluationLevels, loadCompileConfig, parseCompileConfig, resolveSubtaskClasses, type CompileConfig } from '../../compiler/pipeline/config.ts';
+import { tempDirs } from './helpers/temp.ts';
+
+const temp = tempDirs();
+afterAll(temp.cleanup);
 
 const CONFIG_DIR = new URL('../../configs/', import.meta.url).pathname;
 const shipped = async () => (await readdir(CONFIG_DIR)).filter((f) => f.endsWith('.json'));
@@ -129,7 +132,7 @@ describe('config errors', () => {
   });
 
   it('reports unreadable files and bad JSON with the file name', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'facet-config-'));
+    const dir = await temp.make('facet-config-');
     const file = join(dir, 'broken.json');
     await writeFile(file, '{"name": ');
     await expect(loadCompileConfig(file)).rejects.toThrow(/broken\.json is not valid JSON/);

@@ -1,26 +1,29 @@
 import { spawn } from 'node:child_process';
-import { cp, mkdtemp, readdir, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compile } from '../../compiler/pipeline/compile.ts';
 import { stageImpls } from '../../compiler/pipeline/stages.ts';
 import { initBackend } from '../../compiler/tf/backend.ts';
 import { tinyConfig, tinyData } from './helpers/tiny.ts';
+import { tempDirs } from './helpers/temp.ts';
+
+const temp = tempDirs();
+afterAll(temp.cleanup);
 
 let firstRoot = '';
 
 beforeAll(async () => {
   await initBackend('cpu');
   // An uninterrupted compile (no baselines) to compare the resumed one with.
-  firstRoot = await mkdtemp(join(tmpdir(), 'facet-uninterrupted-'));
+  firstRoot = await temp.make('facet-uninterrupted-');
   await compile({ config: tinyConfig(), cacheDir: join(firstRoot, 'cache'), outDir: join(firstRoot, 'out'), baselines: false, quick: true, data: tinyData(), impls: stageImpls() });
 });
 
 describe('resuming a killed compile (tiny, cpu backend)', () => {
   it('a compile killed with SIGKILL mid-stage resumes and ends with the same weights', async () => {
     expect(firstRoot).not.toBe('');
-    const root = await mkdtemp(join(tmpdir(), 'facet-kill-'));
+    const root = await temp.make('facet-kill-');
     const cache = join(root, 'cache');
     await cp(join(firstRoot, 'cache'), cache, { recursive: true, filter: (src) => !/\/(distill|eval-fusiondistill)-/.test(src) });
     const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'helpers/compile-child.ts'), root], { stdio: ['ignore', 'pipe', 'ignore'] });

@@ -1,7 +1,6 @@
-import { cp, mkdtemp, readdir, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readParams } from '../../compiler/train/loop.ts';
 import { compile } from '../../compiler/pipeline/compile.ts';
 import { stageImpls } from '../../compiler/pipeline/stages.ts';
@@ -9,6 +8,10 @@ import { onnxClassifier } from '../../compiler/pipeline/evaluate.ts';
 import { initBackend } from '../../compiler/tf/backend.ts';
 import { parseManifest } from '../../shared/manifest.ts';
 import { tinyConfig, tinyData } from './helpers/tiny.ts';
+import { tempDirs } from './helpers/temp.ts';
+
+const temp = tempDirs();
+afterAll(temp.cleanup);
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -18,7 +21,7 @@ let firstRoot = '';
 
 describe('end-to-end compile (tiny, cpu backend)', () => {
   it('trains every stage, evaluates the exported models, writes report and manifest; a rerun is all cached', async () => {
-    const root = (firstRoot = await mkdtemp(join(tmpdir(), 'facet-e2e-')));
+    const root = (firstRoot = await temp.make('facet-e2e-'));
     const lines: string[] = [];
     const opts = { config: tinyConfig(), cacheDir: join(root, 'cache'), outDir: join(root, 'out'), baselines: true, quick: true, data: tinyData(), impls: stageImpls(), log: (l: string) => lines.push(l) };
     const t0 = performance.now();
@@ -67,7 +70,7 @@ describe('end-to-end compile (tiny, cpu backend)', () => {
 
   it('stage-4 variants (logit distillation, teachers on degraded images) rerun only stage 4 and change its weights', async () => {
     expect(firstRoot).not.toBe('');
-    const root = await mkdtemp(join(tmpdir(), 'facet-variant-'));
+    const root = await temp.make('facet-variant-');
     await cp(join(firstRoot, 'cache'), join(root, 'cache'), { recursive: true });
     const config = tinyConfig();
     config.stages.distill.loss = { ...config.stages.distill.loss, logit: 1, temperature: 2 };
