@@ -248,6 +248,23 @@ export const CompileConfig = z
       .strict(),
     evaluation: EvaluationConfig.prefault({}),
     subtasks: z.array(SubtaskConfig).default([]),
+    /** How subtask models are pruned and fine-tuned (defaults: compiler/pipeline/subtask.ts, docs/catro.md §6). */
+    subtaskTuning: z
+      .object({
+        calibrationPerClass: z.number().int().min(2),
+        method: z.enum(['ratio', 'greedy']),
+        recalibrationImages: z.number().int().positive(),
+        epochs: z.number().int().positive(),
+        batchSize: z.number().int().min(4),
+        lr: z.number().positive(),
+        momentum: z.number().min(0).lt(1),
+        weightDecay: z.number().nonnegative(),
+        distillWeight: z.number().nonnegative(),
+        temperature: z.number().positive(),
+      })
+      .partial()
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((c, ctx) => {

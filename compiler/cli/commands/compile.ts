@@ -23,7 +23,19 @@ Options
   --backend B           auto, wasm, webgpu, tensorflow, cpu (default auto)
   --prefetch P          worker (default: batches are prepared on a second thread) or inline
   --checkpoint-every N  also checkpoint training every N steps (default: every epoch)
-  --seed N              override the config's seed (e.g. to average a study over seeds)`;
+  --seed N              override the config's seed (e.g. to average a study over seeds)
+
+Subtasks (CATRO-pruned models for class subsets; see docs/catro.md)
+  Every subtask in the config's "subtasks" list is pruned from the FusionDistill model,
+  fine-tuned, evaluated and added to the manifest as <name>.onnx (one cached stage each).
+  --subtask NAME=A,B,C  compile only this subtask (labels or indices), adding it or replacing
+                        one of that name; other subtasks in the manifest stay as they are.
+                        Repeatable.
+  --flops F             MACs budget of the --subtask models as a fraction of the full
+                        model's (default 0.25)
+  --from DIR            start from the published full model in DIR (full.ckpt and
+                        full.graph.json beside its manifest) instead of running stages 1-4;
+                        the output directory defaults to DIR`;
 
 export const command: Command = {
   name: 'compile',
@@ -45,6 +57,9 @@ export const command: Command = {
           prefetch: { type: 'string', default: 'worker' },
           'checkpoint-every': { type: 'string' },
           seed: { type: 'string' },
+          subtask: { type: 'string', multiple: true },
+          flops: { type: 'string' },
+          from: { type: 'string' },
         },
       }));
     } catch (err) {
@@ -69,6 +84,17 @@ export const command: Command = {
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
+    if (values.subtask?.length) {
+      const flops = values.flops === undefined ? 0.25 : Number(values.flops);
+      if (!(flops > 0 && flops <= 1)) throw new UsageError(`--flops must be a fraction in (0, 1], got "${values.flops}"`);
+      const given = values.subtask.map((text) => {
+        const m = /^([a-z0-9][a-z0-9_-]*)=(.+)$/.exec(text);
+        if (!m) throw new UsageError(`--subtask must look like name=ClassA,ClassB (lowercase name), got "${text}"`);
+        const classes = m[2]!.split(',').map((c) => c.trim()).filter(Boolean).map((c) => (/^\d+$/.test(c) ? Number(c) : c));
+        return { name: m[1]!, classes, flopsFraction: flops };
+      });
+      config = { ...config, subtasks: given };
+    } else if (values.flops !== undefined) throw new UsageError('--flops applies to --subtask models; set flopsFraction in the config for the others');
     if (values.seed !== undefined) {
       const seed = Number(values.seed);
       if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got "${values.seed}"`);
@@ -90,18 +116,55 @@ export const command: Command = {
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
-    const outDir = values.out ?? join('models', config.dataset.name);
-    const result = await compile({
-      config,
-      cacheDir: values['cache-dir'] ?? join('.cache', 'compile'),
-      outDir,
-      baselines: values.baselines,
-      quick: values.quick,
-      data,
-      impls: stageImpls({ prefetch, checkpointEverySteps, progress: () => createProgress(process.stderr) }),
-      log,
-    });
-    console.log(reportTableMarkdown(result.report));
-    console.log(`\n${result.ran.length} of ${result.plan.stages.length} stages ran; wall time ${formatDuration(result.report.wallMs)}. Wrote ${result.files.join(', ')}`);
+    const outDir = values.out ?? values.from ?? join('models', config.dataset.name);
+    const cacheDir = values['cache-dir'] ?? join('.cache', 'compile');
+    const sub = await import('../../pipeline/subtasks.ts');
+    const progress = () => createProgress(process.stderr);
+    let full;
+    if (values.from) {
+      try {
+        full = await sub.loadFullModel(join(values.from, sub.FULL_GRAPH), join(values.from, sub.FULL_CKPT));
+      } catch (err) {
+        throw new UsageError(`--from ${values.from}: ${(err as Error).message}`);
+      }
+      log(`full model: ${full.file} (${full.graph.arch}); stages 1-4 skipped`);
+    } else {
+      const result = await compile({
+        config,
+        cacheDir,
+        outDir,
+        baselines: values.baselines,
+        quick: values.quick,
+        data,
+        impls: stageImpls({ prefetch, checkpointEverySteps, progress }),
+        log,
+      });
+      console.log(reportTableMarkdown(result.report));
+      console.log(`\n${result.ran.length} of ${result.plan.stages.length} stages ran; wall time ${formatDuration(result.report.wallMs)}. Wrote ${result.files.join(', ')}`);
+      const distill = result.results.get('distill')!;
+      const { buildGraph } = await import('../../pipeline/stages.ts');
+      const graph = buildGraph(config, data.train);
+      const paramsFile = join(distill.dir, 'params.ckpt');
+      await sub.publishFullCheckpoint(outDir, graph, paramsFile);
+      full = await sub.loadFullModel(join(outDir, sub.FULL_GRAPH), join(outDir, sub.FULL_CKPT));
+    }
+    if (config.subtasks.length === 0) return;
+    const t0 = performance.now();
+    const { configHash } = await import('../../pipeline/compile.ts');
+    const results = await sub.runSubtasks({ config, data, full, cacheDir, baselines: values.baselines, quick: values.quick, progress, log });
+    const outcomes = await Promise.all([...results.values()].map(sub.readOutcome));
+    const files = await sub.publishSubtasks(outDir, config, configHash(config), results, log);
+    const reportFile = join(outDir, 'report.json');
+    try {
+      const { readFile } = await import('node:fs/promises');
+      const { writeFileAtomic } = await import('../../pipeline/cache.ts');
+      const report = JSON.parse(await readFile(reportFile, 'utf8')) as Record<string, unknown>;
+      const kept = ((report.subtasks as { name: string }[] | undefined) ?? []).filter((o) => !results.has(o.name));
+      await writeFileAtomic(reportFile, JSON.stringify({ ...report, subtasks: [...kept, ...outcomes] }, null, 1));
+    } catch {
+      // A --from directory may have no report; the table below is the record then.
+    }
+    console.log(`\n${sub.subtaskTableMarkdown(outcomes)}`);
+    console.log(`\n${outcomes.length} subtask(s) in ${formatDuration(performance.now() - t0)}. Wrote ${files.join(', ')}`);
   },
 };

@@ -1,0 +1,306 @@
+/**
+ * Subtask stages of `facet compile`: after FusionDistill, one cached stage per subtask
+ * (CATRO prune → fine-tune → export → evaluate in onnxruntime-node), then the subtask
+ * models are merged into the output manifest.
+ *
+ * They run after the FusionDistill stage graph instead of inside it on purpose: their cache
+ * keys hold the full model's checksum, not the stage graph, so a subtask can also be
+ * compiled from a published full model (`--from models/fashion-mnist`: full.ckpt and
+ * full.graph.json beside the manifest) without the cache of stages 1–4, and adding one
+ * subtask never touches the others.
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { MANIFEST_SCHEMA_ID, parseManifest, type Manifest, type ModelEntry } from '../../shared/manifest.ts';
+import type { PruneResult } from '../catro/catro.ts';
+import { subsetClasses } from '../data/split.ts';
+import { parseGraphJson } from '../graph/arch.ts';
+import { countGraph } from '../graph/count.ts';
+import type { Graph, ParamStore } from '../graph/ir.ts';
+import { exportOnnx } from '../onnx/export.ts';
+import { readParams, writeParams } from '../train/loop.ts';
+import type { ProgressReporter } from '../train/progress.ts';
+import { hashSources, runStage, sha256File, writeFileAtomic, type StageResult } from './cache.ts';
+import type { CompileData } from './compile.ts';
+import { resolveSubtaskClasses, type CompileConfig, type SubtaskConfig } from './config.ts';
+import { evaluate, onnxClassifier, toAccuracyReport, type EvalSummary } from './evaluate.ts';
+import { DEFAULT_SUBTASK_TUNING, fineTuneSubtask, pruneSubtask, restrictedFull, type SubtaskInput, type SubtaskTuning } from './subtask.ts';
+
+const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
+/** Source that decides a subtask stage's output. */
+const SUBTASK_CODE = ['compiler/pipeline/subtask.ts', 'compiler/pipeline/subtasks.ts', 'compiler/pipeline/evaluate.ts', 'compiler/pipeline/losses.ts', 'compiler/catro', 'compiler/train', 'compiler/nn', 'compiler/graph', 'compiler/onnx', 'compiler/tf', 'compiler/data/split.ts', 'shared/rng.ts', 'shared/degrade.ts', 'shared/degrade', 'shared/preprocess.ts'];
+
+/** Files a published full model leaves beside the manifest, for `--from`. */
+export const FULL_CKPT = 'full.ckpt';
+export const FULL_GRAPH = 'full.graph.json';
+
+export interface FullModel {
+  graph: Graph;
+  params: ParamStore;
+  /** sha256 of the parameter file: the subtask stages' input checksum. */
+  sha256: string;
+  file: string;
+}
+
+export async function loadFullModel(graphFile: string, paramsFile: string): Promise<FullModel> {
+  const graph = parseGraphJson(await readFile(graphFile, 'utf8'), graphFile);
+  const { params } = readParams(paramsFile);
+  return { graph, params, sha256: await sha256File(paramsFile), file: paramsFile };
+}
+
+/** One accuracy summary per evaluated variant of a subtask model. */
+export interface SubtaskOutcome {
+  name: string;
+  classes: number[];
+  labels: string[];
+  macs: { full: number; pruned: number };
+  params: { full: number; pruned: number };
+  /** The unpruned model with its classifier restricted to the subtask (reference row). */
+  restricted: EvalSummary;
+  catro: { before: EvalSummary; after: EvalSummary };
+  /** With --baselines: L1-norm and random channels at CATRO's widths, same fine-tuning. */
+  l1?: { before: EvalSummary; after: EvalSummary };
+  random?: { before: EvalSummary; after: EvalSummary };
+  seconds: { prune: number; fineTune: number; total: number };
+}
+
+export interface SubtaskRunOptions {
+  config: CompileConfig;
+  data: CompileData;
+  full: FullModel;
+  cacheDir: string;
+  baselines: boolean;
+  quick: boolean;
+  progress?: () => ProgressReporter;
+  log: (line: string) => void;
+}
+
+/** Tuning from the config's `subtaskTuning` over the defaults. */
+export function subtaskTuning(config: CompileConfig): SubtaskTuning {
+  return { ...DEFAULT_SUBTASK_TUNING, ...(config.subtaskTuning ?? {}) };
+}
+
+let codeVersion: Promise<string> | undefined;
+async function subtaskCodeVersion(): Promise<string> {
+  codeVersion ??= (async () => {
+    const files: string[] = [];
+    for (const p of SUBTASK_CODE) {
+      const abs = join(ROOT, p);
+      if ((await stat(abs)).isFile()) files.push(abs);
+      else for (const name of await readdir(abs)) if (/\.(ts|mjs|proto)$/.test(name)) files.push(join(abs, name));
+    }
+    return hashSources(files, ROOT);
+  })();
+  return codeVersion;
+}
+
+/** Runs (or takes from the cache) every subtask stage of the config. */
+export async function runSubtasks(opts: SubtaskRunOptions): Promise<Map<string, StageResult>> {
+  const { config, data, full } = opts;
+  const tuning = subtaskTuning(config);
+  const results = new Map<string, StageResult>();
+  for (const [i, subtask] of config.subtasks.entries()) {
+    const classes = resolveSubtaskClasses(subtask, i, data.train.classNames);
+    const { trainLimit, validation, mean, std } = config.dataset;
+    const key = {
+      name: `subtask-${subtask.name}`,
+      config: { classes, flops: subtask.flopsFraction, tuning, seed: config.seed, data: { trainLimit: trainLimit ?? null, validation, mean, std }, augmentation: config.augmentation, degradations: config.degradations, evaluation: { ...config.evaluation, batchSize: undefined, quick: opts.quick ? config.evaluation.quick : null }, baselines: opts.baselines },
+      inputs: { full: full.sha256, 'data:train': data.checksums.train, 'data:test': data.checksums.test },
+      code: await subtaskCodeVersion(),
+    };
+    const result = await runStage(opts.cacheDir, key, async ({ outDir, workDir }) => {
+      opts.log(`[subtask-${subtask.name}] running`);
+      return compileSubtask({ ...opts, subtask, classes, tuning, outDir, workDir, log: (l) => opts.log(`[subtask-${subtask.name}] ${l}`) });
+    });
+    if (result.cached) opts.log(`[subtask-${subtask.name}] cached (${result.hash})`);
+    results.set(subtask.name, result);
+  }
+  return results;
+}
+
+interface CompileSubtaskOptions extends SubtaskRunOptions {
+  subtask: SubtaskConfig;
+  classes: number[];
+  tuning: SubtaskTuning;
+  outDir: string;
+  workDir: string;
+}
+
+async function compileSubtask(o: CompileSubtaskOptions): Promise<SubtaskOutcome> {
+  const t0 = performance.now();
+  const { config, data, full } = o;
+  const { trainingSplits } = await import('./stages.ts');
+  const splits = trainingSplits(config, data.train);
+  const input: SubtaskInput = {
+    graph: full.graph,
+    params: full.params,
+    train: splits.train,
+    val: splits.val,
+    classes: o.classes,
+    flops: o.subtask.flopsFraction,
+    degradations: config.degradations,
+    normalize: { mean: config.dataset.mean, std: config.dataset.std },
+    augment: config.augmentation,
+    tuning: o.tuning,
+    seed: config.seed,
+  };
+  const test = subsetClasses(data.test, o.classes);
+  const labels = o.classes.map((c) => data.test.classNames[c]!);
+  const evalModel = async (graph: Graph, params: ParamStore): Promise<{ summary: EvalSummary; onnx: Uint8Array }> => {
+    const onnx = exportOnnx(graph, params, { labels, classes: o.classes, mean: config.dataset.mean, std: config.dataset.std });
+    const model = await onnxClassifier(onnx);
+    try {
+      const evaluation = { ...config.evaluation };
+      const result = await evaluate(model.classify, test, { ranges: config.degradations, evaluation, quick: o.quick, mean: config.dataset.mean, std: config.dataset.std });
+      return { summary: result.summary, onnx };
+    } finally {
+      await model.close();
+    }
+  };
+  const pct = (s: EvalSummary) => `clean ${(100 * (s.clean ?? 0)).toFixed(1)}%, degraded mean ${(100 * (s.degradedMean ?? 0)).toFixed(1)}%`;
+
+  const restricted = restrictedFull(input);
+  const restrictedEval = (await evalModel(restricted.graph, restricted.params)).summary;
+  o.log(`unpruned, restricted to ${labels.join(', ')}: ${pct(restrictedEval)}`);
+
+  const tPrune = performance.now();
+  const catro = await pruneSubtask(input, 'catro');
+  const pruneSeconds = (performance.now() - tPrune) / 1000;
+  o.log(`CATRO kept ${catro.macs.pruned} of ${catro.macs.full} MACs (${((100 * catro.macs.pruned) / catro.macs.full).toFixed(1)}%) in ${pruneSeconds.toFixed(1)} s`);
+
+  const tune = async (selector: string, pruned: PruneResult) => {
+    const before = (await evalModel(pruned.graph, pruned.params)).summary;
+    const tuned = await fineTuneSubtask(input, pruned, { outDir: join(o.workDir, selector), progress: o.progress?.() });
+    const params = tuned.best?.params ?? tuned.params;
+    const after = await evalModel(pruned.graph, params);
+    o.log(`${selector}: before fine-tuning ${pct(before)}; after ${pct(after.summary)}`);
+    return { before, after: after.summary, params, onnx: after.onnx };
+  };
+
+  const tFine = performance.now();
+  const main = await tune('catro', catro);
+  const fineSeconds = (performance.now() - tFine) / 1000;
+  writeParams(join(o.outDir, 'params.ckpt'), catro.graph.arch, main.params, 0, null);
+  await writeFileAtomic(join(o.outDir, 'graph.json'), JSON.stringify(catro.graph));
+  await writeFileAtomic(join(o.outDir, 'model.onnx'), main.onnx);
+
+  const outcome: SubtaskOutcome = {
+    name: o.subtask.name,
+    classes: o.classes,
+    labels,
+    macs: catro.macs,
+    params: catro.paramCount,
+    restricted: restrictedEval,
+    catro: { before: main.before, after: main.after },
+    seconds: { prune: pruneSeconds, fineTune: fineSeconds, total: 0 },
+  };
+  if (o.baselines) {
+    for (const selector of ['l1', 'random'] as const) {
+      const pruned = await pruneSubtask(input, selector, catro.widths.widths);
+      const r = await tune(selector, pruned);
+      outcome[selector] = { before: r.before, after: r.after };
+    }
+  }
+  outcome.seconds.total = (performance.now() - t0) / 1000;
+  await writeFileAtomic(join(o.outDir, 'outcome.json'), JSON.stringify(outcome, null, 1));
+  return outcome;
+}
+
+/** The subtask outcome a finished stage recorded. */
+export async function readOutcome(result: StageResult): Promise<SubtaskOutcome> {
+  return JSON.parse(await readFile(join(result.dir, 'outcome.json'), 'utf8')) as SubtaskOutcome;
+}
+
+/** Copies the full model's parameters and graph beside the manifest, for later `--from` compiles. */
+export async function publishFullCheckpoint(outDir: string, graph: Graph, paramsFile: string): Promise<string[]> {
+  const files = [join(outDir, FULL_CKPT), join(outDir, FULL_GRAPH)];
+  await writeFileAtomic(files[0]!, new Uint8Array(await readFile(paramsFile)));
+  await writeFileAtomic(files[1]!, JSON.stringify(graph));
+  return files;
+}
+
+/**
+ * Adds the subtask models to the manifest in `outDir` (the full model's entry stays as it
+ * is): one `<subtask>.onnx` each, replaced atomically. Subtasks already in the manifest and
+ * not compiled now are kept when their file is still there and matches its checksum.
+ */
+export async function publishSubtasks(outDir: string, config: CompileConfig, configHash: string, results: Map<string, StageResult>, log: (line: string) => void): Promise<string[]> {
+  const manifestFile = join(outDir, 'manifest.json');
+  const manifest: Manifest = parseManifest(JSON.parse(await readFile(manifestFile, 'utf8')), manifestFile);
+  const full = manifest.models.find((m) => m.subtask === null)!;
+  const files: string[] = [];
+  const entries: ModelEntry[] = [];
+  for (const [name, result] of results) {
+    const outcome = await readOutcome(result);
+    const onnx = new Uint8Array(await readFile(join(result.dir, 'model.onnx')));
+    const file = join(outDir, `${name}.onnx`);
+    await writeFileAtomic(file, onnx);
+    files.push(file);
+    const graph = parseGraphJson(await readFile(join(result.dir, 'graph.json'), 'utf8'), join(result.dir, 'graph.json'));
+    const counts = countGraph(graph);
+    entries.push({
+      ...full,
+      id: name,
+      subtask: name,
+      file: `${name}.onnx`,
+      classes: outcome.classes.map((index, j) => ({ index, label: outcome.labels[j]! })),
+      macs: counts.macs,
+      params: counts.params,
+      bytes: onnx.length,
+      sha256: await sha256File(file),
+      accuracy: toAccuracyReport(outcome.catro.after),
+      latencyMs: await medianLatencyMs(onnx, full.input),
+      configHash,
+    });
+  }
+  const compiled = new Set(entries.map((e) => e.id));
+  for (const old of manifest.models) {
+    if (old.subtask === null || compiled.has(old.id)) continue;
+    const path = join(outDir, old.file);
+    const ok = await sha256File(path).then((h) => h === old.sha256, () => false);
+    if (ok) entries.push(old);
+    else log(`manifest: dropped subtask model ${old.id}: ${old.file} is missing or does not match its checksum`);
+  }
+  const next: Manifest = { ...manifest, schema: MANIFEST_SCHEMA_ID, createdAt: new Date().toISOString(), models: [full, ...entries.sort((a, b) => a.id.localeCompare(b.id))] };
+  parseManifest(next, 'compile manifest');
+  await writeFileAtomic(manifestFile, JSON.stringify(next, null, 1));
+  void config;
+  log(`manifest: ${next.models.length} models (${next.models.map((m) => m.id).join(', ')})`);
+  return [...files, manifestFile];
+}
+
+async function medianLatencyMs(onnx: Uint8Array, input: ModelEntry['input'], runs = 30): Promise<number> {
+  const model = await onnxClassifier(onnx, 1);
+  try {
+    const dims = { n: 1, c: input.channels, h: input.height, w: input.width };
+    const x = new Float32Array(dims.c * dims.h * dims.w);
+    await model.classify(x, dims);
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      await model.classify(x, dims);
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    return times[Math.floor(runs / 2)]!;
+  } finally {
+    await model.close();
+  }
+}
+
+/** Markdown table of subtask outcomes for the CLI and the closing notes. */
+export function subtaskTableMarkdown(outcomes: SubtaskOutcome[]): string {
+  const p = (v: number | null | undefined) => (v === null || v === undefined ? '—' : (100 * v).toFixed(1));
+  const mean5 = (s: EvalSummary) => (s.clean === null || s.degradedMean === null ? null : (s.clean + 4 * s.degradedMean) / 5);
+  const lines = [
+    '| Subtask | Classes | MACs (of full) | Params | Unpruned restricted: clean / degr. / mean5 | CATRO before FT: mean5 | CATRO: clean / degr. / mean5 | L1 before → after: mean5 | Random before → after: mean5 |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const o of outcomes) {
+    const base = (s: { before: EvalSummary; after: EvalSummary } | undefined) => (s ? `${p(mean5(s.before))} → ${p(mean5(s.after))}` : '—');
+    lines.push(
+      `| ${o.name} | ${o.labels.join(', ')} | ${o.macs.pruned.toLocaleString('en')} (${((100 * o.macs.pruned) / o.macs.full).toFixed(1)}%) | ${o.params.pruned.toLocaleString('en')} | ${p(o.restricted.clean)} / ${p(o.restricted.degradedMean)} / ${p(mean5(o.restricted))} | ${p(mean5(o.catro.before))} | ${p(o.catro.after.clean)} / ${p(o.catro.after.degradedMean)} / ${p(mean5(o.catro.after))} | ${base(o.l1)} | ${base(o.random)} |`,
+    );
+  }
+  return lines.join('\n');
+}
