@@ -5,14 +5,14 @@
  * smallest subtask model); cold start per runtime; Worker bundle size. Prints a table and
  * writes bench/results/edge.json. Loopback only.
  *
- *   npm run bench:edge [-- --models DIR] [--requests 5000] [--quick]
+ *   npm run bench:edge [-- --models DIR] [--requests 5000] [--quick] [--out bench/results/edge.json]
  */
 import autocannon from 'autocannon';
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { decode as fastPngDecode } from 'fast-png';
 import jpegJs from 'jpeg-js';
@@ -32,6 +32,7 @@ const quick = argv.includes('--quick');
 const modelsDir = arg('models') ?? DEFAULT_MODELS.find((d) => existsSync(`${d}/manifest.json`))!;
 const requests = Number(arg('requests') ?? (quick ? 1000 : 5000));
 const IMAGES = 'test/fixtures/edge/images';
+const outPath = arg('out') ?? 'bench/results/edge.json';
 const MiB = 2 ** 20;
 
 const median = (xs: number[]) => {
@@ -167,7 +168,7 @@ function bundle() {
 }
 
 function writeAtomic(path: string, text: string): void {
-  mkdirSync('bench/results', { recursive: true });
+  mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp`;
   const fd = openSync(tmp, 'w');
   writeSync(fd, text);
@@ -222,5 +223,5 @@ const results = {
     allModelsInside128MB: inf.heapAllLoadedBytes < 128e6,
   },
 };
-writeAtomic('bench/results/edge.json', JSON.stringify(results, null, 2) + '\n');
-console.log('\ngoals:', results.goals, '\nwrote bench/results/edge.json');
+writeAtomic(outPath, JSON.stringify(results, null, 2) + '\n');
+console.log('\ngoals:', results.goals, `\nwrote ${outPath}`);

@@ -151,19 +151,28 @@ async function waitReady(url: string, deadline: number): Promise<void> {
   throw new Error(`${url}/readyz did not answer 200`);
 }
 
-/** Resident memory of the process that serves: the server itself, or workerd under wrangler. */
+/**
+ * The process that runs the app: the server itself, or under wrangler dev the workerd that runs
+ * the Worker. wrangler starts two workerd processes: a proxy listening on our port, and the
+ * runtime of the Worker (listening on an ephemeral port); the second is the one we want.
+ */
 export function servingPid(server: RunningServer): number {
   if (server.runtime !== 'workerd') return server.child.pid!;
-  const out = execFileSync('ps', ['-eo', 'pid,ppid,comm'], { encoding: 'utf8' });
-  const rows = out.trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+  const out = execFileSync('ps', ['-eo', 'pid=,ppid=,comm=,args='], { encoding: 'utf8' });
+  const rows = out.trim().split('\n').map((l) => {
+    const [pid, ppid, comm, ...args] = l.trim().split(/\s+/);
+    return { pid: pid!, ppid: ppid!, comm: comm!, args: args.join(' ') };
+  });
   const descendants = new Set([String(server.child.pid)]);
   for (let changed = true; changed; ) {
     changed = false;
-    for (const [pid, ppid] of rows) if (descendants.has(ppid!) && !descendants.has(pid!)) (descendants.add(pid!), (changed = true));
+    for (const r of rows) if (descendants.has(r.ppid) && !descendants.has(r.pid)) (descendants.add(r.pid), (changed = true));
   }
-  const workerd = rows.find(([pid, , comm]) => descendants.has(pid!) && comm === 'workerd');
-  if (!workerd) throw new Error('no workerd process under wrangler');
-  return Number(workerd[0]);
+  const port = new URL(server.url).port;
+  const workers = rows.filter((r) => descendants.has(r.pid) && r.comm === 'workerd');
+  const runtime = workers.find((r) => !r.args.includes(`entry=127.0.0.1:${port} `) && !r.args.endsWith(`entry=127.0.0.1:${port}`));
+  if (!runtime) throw new Error(`cannot tell the Worker's workerd among ${workers.length} workerd processes under wrangler`);
+  return Number(runtime.pid);
 }
 
 export function rssBytes(pid: number): number {
