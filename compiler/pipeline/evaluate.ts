@@ -151,3 +151,22 @@ export async function onnxClassifier(model: Uint8Array | string, threads = 1): P
   };
   return { classify, close: () => session.release() };
 }
+
+/** Median single-image latency (ms) in onnxruntime-node on one thread, after one warm-up run: the manifest's `latencyMs`. */
+export async function medianLatencyMs(onnx: Uint8Array, dims: { c: number; h: number; w: number }, runs = 30): Promise<number> {
+  const model = await onnxClassifier(onnx, 1);
+  try {
+    const input = new Float32Array(dims.c * dims.h * dims.w);
+    await model.classify(input, { n: 1, ...dims });
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      await model.classify(input, { n: 1, ...dims });
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    return times[Math.floor(runs / 2)]!;
+  } finally {
+    await model.close();
+  }
+}

@@ -25,7 +25,7 @@ import type { ScheduleConfig as TrainerSchedule } from '../train/schedules.ts';
 import { hashSources, sha256File, writeFileAtomic } from './cache.ts';
 import { dataChecksum, EVAL_FILE, ONNX_FILE, readEval, type CompileData, type PublishEnv, type StageEnv, type StageImpls } from './compile.ts';
 import type { CompileConfig, DegradationRanges, EvaluationConfig, LossWeights, OptimizerConfig, ScheduleConfig, TrainingStage } from './config.ts';
-import { evaluate, onnxClassifier, toAccuracyReport } from './evaluate.ts';
+import { evaluate, medianLatencyMs, onnxClassifier, toAccuracyReport } from './evaluate.ts';
 import { fuseParams, recalibrateBn } from './fusion.ts';
 import { crossEntropy, degradationLoss, fusionDistillLoss, logitDistillLoss } from './losses.ts';
 import { FUSION_FILES, PARAMS_FILE, type ModelRef, type StageKind } from './plan.ts';
@@ -347,24 +347,6 @@ async function sourceFiles(paths: string[]): Promise<string[]> {
     else for (const name of await readdir(abs)) if (/\.(ts|mjs|proto)$/.test(name)) files.push(join(abs, name));
   }
   return files;
-}
-
-async function medianLatencyMs(onnx: Uint8Array, dims: { c: number; h: number; w: number }, runs = 30): Promise<number> {
-  const model = await onnxClassifier(onnx, 1);
-  try {
-    const input = new Float32Array(dims.c * dims.h * dims.w);
-    await model.classify(input, { n: 1, ...dims });
-    const times: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const t0 = performance.now();
-      await model.classify(input, { n: 1, ...dims });
-      times.push(performance.now() - t0);
-    }
-    times.sort((a, b) => a - b);
-    return times[Math.floor(runs / 2)]!;
-  } finally {
-    await model.close();
-  }
 }
 
 /** Writes the shipped FusionDistill model as `full.onnx` with its manifest entry. */

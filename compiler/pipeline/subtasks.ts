@@ -23,7 +23,7 @@ import type { ProgressReporter } from '../train/progress.ts';
 import { hashSources, runStage, sha256File, writeFileAtomic, type StageResult } from './cache.ts';
 import type { CompileData } from './compile.ts';
 import { resolveSubtaskClasses, type CompileConfig, type SubtaskConfig } from './config.ts';
-import { evaluate, onnxClassifier, toAccuracyReport, type EvalSummary } from './evaluate.ts';
+import { evaluate, medianLatencyMs, onnxClassifier, toAccuracyReport, type EvalSummary } from './evaluate.ts';
 import { DEFAULT_SUBTASK_TUNING, fineTuneSubtask, pruneSubtask, restrictedFull, type SubtaskInput, type SubtaskTuning } from './subtask.ts';
 
 const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
@@ -249,7 +249,7 @@ export async function publishSubtasks(outDir: string, config: CompileConfig, con
       bytes: onnx.length,
       sha256: await sha256File(file),
       accuracy: toAccuracyReport(outcome.catro.after),
-      latencyMs: await medianLatencyMs(onnx, full.input),
+      latencyMs: await medianLatencyMs(onnx, { c: full.input.channels, h: full.input.height, w: full.input.width }),
       configHash,
     });
   }
@@ -267,25 +267,6 @@ export async function publishSubtasks(outDir: string, config: CompileConfig, con
   void config;
   log(`manifest: ${next.models.length} models (${next.models.map((m) => m.id).join(', ')})`);
   return [...files, manifestFile];
-}
-
-async function medianLatencyMs(onnx: Uint8Array, input: ModelEntry['input'], runs = 30): Promise<number> {
-  const model = await onnxClassifier(onnx, 1);
-  try {
-    const dims = { n: 1, c: input.channels, h: input.height, w: input.width };
-    const x = new Float32Array(dims.c * dims.h * dims.w);
-    await model.classify(x, dims);
-    const times: number[] = [];
-    for (let i = 0; i < runs; i++) {
-      const t0 = performance.now();
-      await model.classify(x, dims);
-      times.push(performance.now() - t0);
-    }
-    times.sort((a, b) => a - b);
-    return times[Math.floor(runs / 2)]!;
-  } finally {
-    await model.close();
-  }
 }
 
 /** Markdown table of subtask outcomes for the CLI and the closing notes. */
