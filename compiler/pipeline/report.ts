@@ -1,10 +1,12 @@
 /**
  * The compile report: `report.json` (the data) and a self-contained `report.html` (the
- * published table's rows for this run, accuracy-against-level charts as inline SVG, and
- * the wall time of every stage). No scripts, styles or fonts from elsewhere.
+ * published table's rows for this run, accuracy-against-level charts as inline SVG, the
+ * subtask models' table and accuracy-against-MACs chart, and the wall time of every stage).
+ * No scripts, styles or fonts from elsewhere.
  */
 import { DEGRADATION_KINDS, type DegradationKind } from '../../shared/manifest.ts';
-import type { EvalPoint, EvalResult } from './evaluate.ts';
+import type { EvalPoint, EvalResult, EvalSummary } from './evaluate.ts';
+import type { SubtaskOutcome } from './subtasks.ts';
 
 export const REPORT_SCHEMA = 'facet.fusiondistill-report/1';
 
@@ -54,6 +56,8 @@ export interface Report {
   /** Figures to compare with (e.g. the reference PyTorch run of issue 3), in % as printed. */
   reference?: { title: string; rows: { label: string; cells: (number | null)[] }[] };
   notes: string[];
+  /** Added by `facet compile` after the subtask stages (absent before they ran or without subtasks). */
+  subtasks?: SubtaskOutcome[];
 }
 
 export const KIND_TITLES: Record<DegradationKind, string> = { jpeg: 'JPEG (quality)', blur: 'Gaussian blur (σ×10)', awgn: 'AWGN (σ)', saltpepper: 'Salt & pepper (p×100)' };
@@ -155,6 +159,143 @@ function legend(rows: ReportRow[]): string {
     .join(' ')}</p>`;
 }
 
+/** Accuracy averaged over clean images and the four degradations (each counted once); null if a cell is missing. */
+export function meanCleanAndDegraded(s: EvalSummary): number | null {
+  return s.clean === null || s.degradedMean === null ? null : (s.clean + 4 * s.degradedMean) / 5;
+}
+
+/** The variants of a subtask the chart compares: the pruned ones after fine-tuning, and the unpruned model. */
+export const SUBTASK_METHODS = [
+  { id: 'unpruned', label: 'Unpruned (classifier restricted)', color: '#7f7f7f' },
+  { id: 'catro', label: 'CATRO', color: '#1f77b4' },
+  { id: 'l1', label: 'L1 norm', color: '#ff7f0e' },
+  { id: 'random', label: 'Random', color: '#2ca02c' },
+] as const;
+export type SubtaskMethod = (typeof SUBTASK_METHODS)[number]['id'];
+
+/** One chart point: a subtask variant's MACs and its mean accuracy (null when not evaluated). */
+export function subtaskPoints(o: SubtaskOutcome): { method: SubtaskMethod; macs: number; accuracy: number | null }[] {
+  const pruned = (method: 'catro' | 'l1' | 'random') => {
+    const variant = o[method];
+    return variant ? [{ method, macs: o.macs.pruned, accuracy: meanCleanAndDegraded(variant.after) }] : [];
+  };
+  return [{ method: 'unpruned' as const, macs: o.macs.full, accuracy: meanCleanAndDegraded(o.restricted) }, ...pruned('catro'), ...pruned('l1'), ...pruned('random')];
+}
+
+function subtaskTable(outcomes: SubtaskOutcome[]): string {
+  const beforeAfter = (v: { before: EvalSummary; after: EvalSummary } | undefined) => (v ? `${pct(meanCleanAndDegraded(v.before))} → ${pct(meanCleanAndDegraded(v.after))}` : '—');
+  const head = ['Subtask', 'Classes', 'MACs', 'Of full', 'Params', 'Unpruned clean', 'Unpruned degr.', 'Unpruned mean', 'CATRO before FT', 'CATRO clean', 'CATRO degr.', 'CATRO mean', 'L1 before → after', 'Random before → after', 'Time'];
+  return [
+    '<table id="subtasks"><thead><tr>' + head.map((t) => `<th>${escapeHtml(t)}</th>`).join('') + '</tr></thead><tbody>',
+    ...outcomes.map((o) => {
+      const cellsOf = [
+        escapeHtml(o.labels.join(', ')),
+        o.macs.pruned.toLocaleString('en'),
+        `${((100 * o.macs.pruned) / o.macs.full).toFixed(1)}%`,
+        o.params.pruned.toLocaleString('en'),
+        pct(o.restricted.clean),
+        pct(o.restricted.degradedMean),
+        pct(meanCleanAndDegraded(o.restricted)),
+        pct(meanCleanAndDegraded(o.catro.before)),
+        pct(o.catro.after.clean),
+        pct(o.catro.after.degradedMean),
+        pct(meanCleanAndDegraded(o.catro.after)),
+        beforeAfter(o.l1),
+        beforeAfter(o.random),
+        formatDuration(1000 * o.seconds.total),
+      ];
+      return `<tr data-subtask="${escapeHtml(o.name)}"><th>${escapeHtml(o.name)}</th>${cellsOf.map((c) => `<td>${c}</td>`).join('')}</tr>`;
+    }),
+    '</tbody></table>',
+  ].join('\n');
+}
+
+/** One marker shape per method, so the chart also reads without colour. */
+function marker(method: SubtaskMethod, cx: number, cy: number, color: string, attrs: string): string {
+  const r = 4.5;
+  const at = (x: number, y: number) => `${(cx + x).toFixed(1)},${(cy + y).toFixed(1)}`;
+  switch (method) {
+    case 'unpruned':
+      return `<polygon ${attrs} points="${at(0, -r)} ${at(r, 0)} ${at(0, r)} ${at(-r, 0)}" fill="${color}">`;
+    case 'catro':
+      return `<circle ${attrs} cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="${r}" fill="${color}">`;
+    case 'l1':
+      return `<rect ${attrs} x="${(cx - r).toFixed(1)}" y="${(cy - r).toFixed(1)}" width="${2 * r}" height="${2 * r}" fill="${color}">`;
+    case 'random':
+      return `<polygon ${attrs} points="${at(0, -r)} ${at(r, r)} ${at(-r, r)}" fill="${color}">`;
+  }
+}
+const MARKER_CLOSE: Record<SubtaskMethod, string> = { unpruned: '</polygon>', catro: '</circle>', l1: '</rect>', random: '</polygon>' };
+
+/**
+ * Mean accuracy (clean + 4 degradations) against MACs: per subtask, the unpruned model at the
+ * full model's MACs joined by a thin line to each pruned variant at its budget, so the line's
+ * slope is what pruning cost that subtask.
+ */
+export function subtaskChart(outcomes: SubtaskOutcome[]): string {
+  const series = outcomes.map((o) => ({ o, pts: subtaskPoints(o).filter((p): p is typeof p & { accuracy: number } => p.accuracy !== null) }));
+  const all = series.flatMap((s) => s.pts);
+  if (all.length === 0) return '';
+  const width = 560;
+  const height = 320;
+  const m = { left: 52, right: 24, top: 26, bottom: 40 };
+  const maxMacs = Math.max(...all.map((p) => p.macs));
+  // Accuracies sit close together: start the axis at a tenth at least 2 points below the lowest one, not at 0.
+  const yLo = Math.max(0, Math.floor(10 * (Math.min(...all.map((p) => p.accuracy)) - 0.02)) / 10);
+  const x = (macs: number) => m.left + (macs / maxMacs) * (width - m.left - m.right);
+  const y = (a: number) => m.top + ((1 - a) / (1 - yLo || 1)) * (height - m.top - m.bottom);
+  const color = Object.fromEntries(SUBTASK_METHODS.map((s) => [s.id, s.color])) as Record<SubtaskMethod, string>;
+  const title = 'Mean accuracy (clean + 4 degradations) against MACs';
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" id="subtask-chart" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${title}">`,
+    `<text x="${width / 2}" y="16" text-anchor="middle" font-size="13" font-weight="bold">${title}</text>`,
+  ];
+  const step = 1 - yLo > 0.5 ? 0.25 : 1 - yLo > 0.2 ? 0.1 : 0.05;
+  for (let i = 0; yLo + i * step <= 1 + 1e-9; i++) {
+    const a = yLo + i * step;
+    parts.push(`<line x1="${m.left}" x2="${width - m.right}" y1="${y(a).toFixed(1)}" y2="${y(a).toFixed(1)}" stroke="#ddd"/>`);
+    parts.push(`<text x="${m.left - 4}" y="${(y(a) + 4).toFixed(1)}" text-anchor="end" font-size="10">${(100 * a).toFixed(0)}%</text>`);
+  }
+  for (const f of [0, 0.25, 0.5, 0.75, 1]) {
+    parts.push(`<text x="${x(f * maxMacs).toFixed(1)}" y="${height - m.bottom + 14}" text-anchor="middle" font-size="10">${formatCount(f * maxMacs)}</text>`);
+  }
+  parts.push(`<text x="${(m.left + width - m.right) / 2}" y="${height - 6}" text-anchor="middle" font-size="11">MACs per image</text>`);
+  for (const { pts } of series) {
+    const unpruned = pts.find((p) => p.method === 'unpruned');
+    if (unpruned) for (const p of pts) if (p !== unpruned) parts.push(`<line x1="${x(unpruned.macs).toFixed(1)}" y1="${y(unpruned.accuracy).toFixed(1)}" x2="${x(p.macs).toFixed(1)}" y2="${y(p.accuracy).toFixed(1)}" stroke="${color[p.method]}" stroke-opacity="0.35"/>`);
+  }
+  for (const { o, pts } of series) {
+    for (const p of pts) {
+      const label = `${o.name}, ${SUBTASK_METHODS.find((s) => s.id === p.method)!.label}: ${p.macs.toLocaleString('en')} MACs, ${pct(p.accuracy)}%`;
+      parts.push(`${marker(p.method, x(p.macs), y(p.accuracy), color[p.method], `data-subtask="${escapeHtml(o.name)}" data-method="${p.method}"`)}<title>${escapeHtml(label)}</title>${MARKER_CLOSE[p.method]}`);
+    }
+    const catro = pts.find((p) => p.method === 'catro');
+    if (catro) parts.push(`<text x="${(x(catro.macs) - 8).toFixed(1)}" y="${(y(catro.accuracy) + 4).toFixed(1)}" text-anchor="end" font-size="10">${escapeHtml(o.name)}</text>`);
+  }
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+function formatCount(n: number): string {
+  if (n >= 1e9) return `${+(n / 1e9).toFixed(2)}G`;
+  if (n >= 1e6) return `${+(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${+(n / 1e3).toFixed(1)}k`;
+  return `${Math.round(n)}`;
+}
+
+function subtaskSection(outcomes: SubtaskOutcome[] | undefined): string {
+  if (!outcomes?.length) return '';
+  const methods = SUBTASK_METHODS.filter((s) => s.id === 'unpruned' || s.id === 'catro' || outcomes.some((o) => o[s.id] !== undefined));
+  const key = `<p class="legend">${methods.map((s) => `<span><svg width="12" height="12">${marker(s.id, 6, 6, s.color, '')}${MARKER_CLOSE[s.id]}</svg> ${escapeHtml(s.label)}</span>`).join(' ')}</p>`;
+  return [
+    '<h2>Subtask models</h2>',
+    '<p>Pruned to each subtask\'s MACs budget and fine-tuned (CATRO; with --baselines also L1-norm and random channels at CATRO\'s widths). Accuracy in %; "degr." is the mean over the four degradations, "mean" the mean over clean images and the four degradations. Unpruned: the full model with its classifier restricted to the subtask\'s classes.</p>',
+    subtaskTable(outcomes),
+    key,
+    subtaskChart(outcomes),
+  ].join('\n');
+}
+
 export function renderReportHtml(report: Report): string {
   const table = [
     '<table id="results"><thead><tr><th>Row</th>' + COLUMN_TITLES.map((t) => `<th>${escapeHtml(t)}</th>`).join('') + '</tr></thead><tbody>',
@@ -199,6 +340,7 @@ ${legend(report.rows)}
 <div class="charts">
 ${DEGRADATION_KINDS.map((k) => chart(k, report.rows)).join('\n')}
 </div>
+${subtaskSection(report.subtasks)}
 <h2>Stages</h2>
 ${stages}
 ${report.notes.length ? `<h2>Notes</h2>\n<ul>${report.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>` : ''}

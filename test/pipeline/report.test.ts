@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { EvalPoint, EvalResult } from '../../compiler/pipeline/evaluate.ts';
-import { modelRow, oracleRow, REFERENCE_FASHION_MNIST, renderReportHtml, reportTableMarkdown, REPORT_SCHEMA, type Report } from '../../compiler/pipeline/report.ts';
+import type { EvalPoint, EvalResult, EvalSummary } from '../../compiler/pipeline/evaluate.ts';
+import { meanCleanAndDegraded, modelRow, oracleRow, REFERENCE_FASHION_MNIST, renderReportHtml, reportTableMarkdown, REPORT_SCHEMA, type Report } from '../../compiler/pipeline/report.ts';
+import type { SubtaskOutcome } from '../../compiler/pipeline/subtasks.ts';
 import { DEGRADATION_KINDS, type DegradationKind } from '../../shared/manifest.ts';
 
 /** A fake evaluation whose accuracy at level l of kind k is `base − slope·l` (clean = base). */
@@ -92,5 +93,115 @@ describe('report', () => {
     const md = reportTableMarkdown(report());
     expect(md.split('\n')[0]).toBe('| Row | Clean | JPEG | Blur | AWGN | S&P | Avg |');
     expect(md).toContain('| Oracle | — | 85.0 | 88.0 | 87.0 | 86.0 | 86.5 |');
+  });
+});
+
+/** A summary with the same accuracy on every degradation (null: not evaluated). */
+function summary(clean: number | null, degraded: number | null): EvalSummary {
+  return { clean, jpeg: degraded, blur: degraded, awgn: degraded, saltpepper: degraded, degradedMean: degraded, samples: 100 };
+}
+
+function outcomes(): SubtaskOutcome[] {
+  return [
+    {
+      name: 'tops',
+      classes: [0, 2, 6],
+      labels: ['T-shirt/top', 'Pullover', 'Shirt <b>'],
+      macs: { full: 1_000_000, pruned: 250_000 },
+      params: { full: 80_000, pruned: 21_000 },
+      restricted: summary(0.9, 0.8),
+      catro: { before: summary(0.5, 0.4), after: summary(0.85, 0.75) },
+      l1: { before: summary(0.3, 0.3), after: summary(0.8, 0.7) },
+      random: { before: summary(0.2, 0.2), after: summary(0.75, 0.6) },
+      seconds: { prune: 3, fineTune: 60, total: 65 },
+    },
+    {
+      name: 'shoes',
+      classes: [5, 7, 9],
+      labels: ['Sandal', 'Sneaker', 'Ankle boot'],
+      macs: { full: 1_000_000, pruned: 500_000 },
+      params: { full: 80_000, pruned: 40_000 },
+      restricted: summary(0.99, 0.95),
+      catro: { before: summary(0.9, 0.9), after: summary(0.97, 0.93) },
+      seconds: { prune: 2, fineTune: 30, total: 33 },
+    },
+  ];
+}
+
+describe('report: subtasks', () => {
+  const markers = (html: string) =>
+    [...html.matchAll(/<(circle|rect|polygon) data-subtask="([^"]+)" data-method="([^"]+)" ([^>]*)>/g)].map((m) => {
+      const attrs = m[4]!;
+      const num = (name: string) => Number(new RegExp(`${name}="([^"]+)"`).exec(attrs)![1]);
+      // Centre of the marker: circle cx/cy, rect x/y + half size, polygon mean of its vertices.
+      let cx: number, cy: number;
+      if (m[1] === 'circle') [cx, cy] = [num('cx'), num('cy')];
+      else if (m[1] === 'rect') [cx, cy] = [num('x') + num('width') / 2, num('y') + num('height') / 2];
+      else {
+        const v = /points="([^"]+)"/.exec(attrs)![1]!.split(' ').map((p) => p.split(',').map(Number));
+        [cx, cy] = [Math.min(...v.map((p) => p[0]!)) / 2 + Math.max(...v.map((p) => p[0]!)) / 2, Math.min(...v.map((p) => p[1]!)) / 2 + Math.max(...v.map((p) => p[1]!)) / 2];
+      }
+      return { subtask: m[2]!, method: m[3]!, cx, cy };
+    });
+
+  it('mean over clean and the four degradations counts each of the five once', () => {
+    expect(meanCleanAndDegraded(summary(0.9, 0.8))).toBeCloseTo(0.82, 12);
+    expect(meanCleanAndDegraded(summary(null, 0.8))).toBeNull();
+    expect(meanCleanAndDegraded(summary(0.9, null))).toBeNull();
+  });
+
+  it('a report without subtasks has no subtask section', () => {
+    const html = renderReportHtml(report());
+    expect(html).not.toContain('Subtask models');
+    expect(html).not.toContain('id="subtasks"');
+    expect(html).not.toContain('subtask-chart');
+    expect(renderReportHtml({ ...report(), subtasks: [] })).not.toContain('id="subtasks"');
+  });
+
+  it('renders one table row per subtask with MACs, params and accuracies', () => {
+    const html = renderReportHtml({ ...report(), subtasks: outcomes() });
+    const table = html.slice(html.indexOf('<table id="subtasks">'));
+    const rows = [...table.slice(0, table.indexOf('</table>')).matchAll(/<tr data-subtask="([^"]+)"><th>(.*?)<\/th>(.*?)<\/tr>/g)];
+    expect(rows.map((r) => r[1])).toEqual(['tops', 'shoes']);
+    const cellsOf = (i: number) => [...rows[i]![3]!.matchAll(/<td>(.*?)<\/td>/g)].map((m) => m[1]);
+    // tops: unpruned mean (0.9 + 4·0.8)/5 = 82.0; CATRO before (0.5 + 1.6)/5 = 42.0, after (0.85 + 3)/5 = 77.0;
+    // L1 (0.3 + 1.2)/5 = 30.0 → (0.8 + 2.8)/5 = 72.0; random 20.0 → (0.75 + 2.4)/5 = 63.0.
+    expect(cellsOf(0)).toEqual(['T-shirt/top, Pullover, Shirt &lt;b&gt;', '250,000', '25.0%', '21,000', '90.0', '80.0', '82.0', '42.0', '85.0', '75.0', '77.0', '30.0 → 72.0', '20.0 → 63.0', '1 min 5 s']);
+    // shoes has no baselines.
+    expect(cellsOf(1)!.slice(2, 4)).toEqual(['50.0%', '40,000']);
+    expect(cellsOf(1)!.slice(-3)).toEqual(['—', '—', '33.0 s']);
+    expect(html).not.toContain('Shirt <b>');
+  });
+
+  it('charts mean accuracy against MACs: one marker per evaluated variant, placed by its figures', () => {
+    const html = renderReportHtml({ ...report(), subtasks: outcomes() });
+    expect(html.match(/<svg xmlns/g)).toHaveLength(5); // 4 level charts + the subtask chart
+    const pts = markers(html);
+    expect(pts.map((p) => `${p.subtask}:${p.method}`)).toEqual(['tops:unpruned', 'tops:catro', 'tops:l1', 'tops:random', 'shoes:unpruned', 'shoes:catro']);
+    const at = (s: string, m: string) => pts.find((p) => p.subtask === s && p.method === m)!;
+    // x is linear in MACs from 0: the 25% budget sits at half the 50% budget's distance from the axis.
+    const x0 = at('tops', 'unpruned').cx - (at('tops', 'unpruned').cx - at('tops', 'catro').cx) / 0.75;
+    expect((at('shoes', 'catro').cx - x0) / (at('tops', 'catro').cx - x0)).toBeCloseTo(2, 1);
+    expect(at('tops', 'l1').cx).toBeCloseTo(at('tops', 'catro').cx, 5);
+    expect(at('shoes', 'unpruned').cx).toBeCloseTo(at('tops', 'unpruned').cx, 5);
+    // y is linear in accuracy, higher accuracy drawn higher: 95.8 (shoes unpruned), 93.8, 82, 77, 72, 63.
+    const order = ['shoes:unpruned', 'shoes:catro', 'tops:unpruned', 'tops:catro', 'tops:l1', 'tops:random'].map((k) => at(k.split(':')[0]!, k.split(':')[1]!).cy);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    const [yA, yB, yC] = [at('tops', 'catro').cy, at('tops', 'l1').cy, at('tops', 'random').cy];
+    expect((yC - yA) / (yB - yA)).toBeCloseTo((0.77 - 0.63) / (0.77 - 0.72), 1);
+    // Tooltips carry the figures; a legend entry per method present.
+    expect(html).toContain('<title>tops, CATRO: 250,000 MACs, 77.0%</title>');
+    expect(html).toContain('L1 norm</span>');
+    expect(html).not.toMatch(/<(script|link|img)\b|src=|href=/);
+  });
+
+  it('leaves out variants that were not fully evaluated, and the baselines from the legend when none ran', () => {
+    const [tops] = outcomes();
+    const partial: SubtaskOutcome = { ...tops!, l1: undefined, random: undefined, catro: { before: summary(0.5, null), after: summary(0.85, null) } };
+    const html = renderReportHtml({ ...report(), subtasks: [partial] });
+    expect(markers(html).map((p) => p.method)).toEqual(['unpruned']);
+    expect(html).not.toContain('L1 norm</span>');
+    const row = html.slice(html.indexOf('<tr data-subtask="tops">'));
+    expect([...row.slice(0, row.indexOf('</tr>')).matchAll(/<td>(.*?)<\/td>/g)].map((m) => m[1]).slice(7, 11)).toEqual(['—', '85.0', '—', '—']);
   });
 });

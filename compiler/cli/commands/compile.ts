@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Command, UsageError } from '../command.ts';
+import type { Report } from '../../pipeline/report.ts';
 
 const HELP = `Usage: facet compile --config FILE [options]
 
@@ -100,7 +101,7 @@ export const command: Command = {
       if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got "${values.seed}"`);
       config = { ...config, seed };
     }
-    const [{ compile }, { stageImpls, loadCompileData }, { reportTableMarkdown, formatDuration }, { createProgress }] = await Promise.all([
+    const [{ compile }, { stageImpls, loadCompileData }, { reportTableMarkdown, formatDuration, renderReportHtml }, { createProgress }] = await Promise.all([
       import('../../pipeline/compile.ts'),
       import('../../pipeline/stages.ts'),
       import('../../pipeline/report.ts'),
@@ -155,14 +156,21 @@ export const command: Command = {
     const outcomes = await Promise.all([...results.values()].map(sub.readOutcome));
     const files = await sub.publishSubtasks(outDir, config, configHash(config), results, log);
     const reportFile = join(outDir, 'report.json');
+    const { readFile } = await import('node:fs/promises');
+    const { writeFileAtomic } = await import('../../pipeline/cache.ts');
+    let report: Record<string, unknown> | undefined;
     try {
-      const { readFile } = await import('node:fs/promises');
-      const { writeFileAtomic } = await import('../../pipeline/cache.ts');
-      const report = JSON.parse(await readFile(reportFile, 'utf8')) as Record<string, unknown>;
-      const kept = ((report.subtasks as { name: string }[] | undefined) ?? []).filter((o) => !results.has(o.name));
-      await writeFileAtomic(reportFile, JSON.stringify({ ...report, subtasks: [...kept, ...outcomes] }, null, 1));
+      report = JSON.parse(await readFile(reportFile, 'utf8')) as Record<string, unknown>;
     } catch {
       // A --from directory may have no report; the table below is the record then.
+    }
+    if (report) {
+      const kept = ((report.subtasks as { name: string }[] | undefined) ?? []).filter((o) => !results.has(o.name));
+      const next = { ...report, subtasks: [...kept, ...outcomes] };
+      await writeFileAtomic(reportFile, JSON.stringify(next, null, 1));
+      // report.html was rendered before the subtask stages ran: render it again with them.
+      await writeFileAtomic(join(outDir, 'report.html'), renderReportHtml(next as unknown as Report));
+      files.push(reportFile, join(outDir, 'report.html'));
     }
     console.log(`\n${sub.subtaskTableMarkdown(outcomes)}`);
     console.log(`\n${outcomes.length} subtask(s) in ${formatDuration(performance.now() - t0)}. Wrote ${files.join(', ')}`);
