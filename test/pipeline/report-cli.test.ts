@@ -1,5 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { command } from '../../compiler/cli/commands/compile.ts';
 import { initParams, resnet } from '../../compiler/graph/builders.ts';
@@ -14,7 +15,7 @@ import { writeParams } from '../../compiler/train/loop.ts';
 import { MANIFEST_SCHEMA_ID, parseManifest } from '../../shared/manifest.ts';
 import { Rng } from '../../shared/rng.ts';
 import { tempDirs } from './helpers/temp.ts';
-import { writeTinyConfig, writeTinyDataset } from './helpers/tiny-files.ts';
+import { tinyConfig, tinyData } from './helpers/tiny.ts';
 
 const temp = tempDirs();
 afterAll(temp.cleanup);
@@ -22,14 +23,33 @@ beforeAll(async () => {
   await initBackend('cpu');
 });
 
+/** An IDX file (the MNIST format): big-endian magic, dimensions, then the bytes, gzipped. */
+function idx(magic: number, dims: number[], bytes: Uint8Array): Buffer {
+  const header = Buffer.alloc(4 + 4 * dims.length);
+  header.writeUInt32BE(magic, 0);
+  dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
+  return gzipSync(Buffer.concat([header, bytes]));
+}
+
+/** tiny.ts's images as MNIST files in `dataDir`, and its config (small subtask tuning) reading them. */
+async function writeTinyCompile(configFile: string, dataDir: string): Promise<void> {
+  const data = tinyData();
+  for (const [prefix, split] of [['train', data.train], ['t10k', data.test]] as const) {
+    await writeFile(join(dataDir, `${prefix}-images-idx3-ubyte.gz`), idx(0x803, [split.count, split.height, split.width], split.images));
+    await writeFile(join(dataDir, `${prefix}-labels-idx1-ubyte.gz`), idx(0x801, [split.count], Uint8Array.from(split.labels)));
+  }
+  const json = JSON.parse(JSON.stringify(tinyConfig())) as Record<string, any>;
+  json.dataset.dir = dataDir;
+  json.subtaskTuning = { calibrationPerClass: 4, recalibrationImages: 16, epochs: 1, batchSize: 8 };
+  await writeFile(configFile, JSON.stringify(json));
+}
+
 describe('facet compile --subtask: report', () => {
   it('adds the subtask outcomes to report.json, keeps earlier ones, and renders report.html again with them', async () => {
     const dir = await temp.make('facet-report-cli-');
     const dataDir = await temp.make('facet-report-cli-data-');
-    await writeTinyDataset(dataDir);
-    const configFile = await writeTinyConfig(join(dir, 'tiny.json'), dataDir, (json) => {
-      json.subtaskTuning = { calibrationPerClass: 4, recalibrationImages: 16, epochs: 1, batchSize: 8 };
-    });
+    const configFile = join(dir, 'tiny.json');
+    await writeTinyCompile(configFile, dataDir);
     const config = parseCompileConfig(JSON.parse(await readFile(configFile, 'utf8')), configFile);
     const { test } = await loadCompileData(config);
 
