@@ -113,21 +113,28 @@ async function fsyncPath(path: string): Promise<void> {
   }
 }
 
-/** Write a file so that readers see either the old content or all of the new: temp file in the same dir, fsync, rename. */
+/**
+ * Write a file so that readers see either the old content or all of the new: temp file in
+ * the same dir, fsync, rename. On failure (full disk, unwritable dir) the old file stays,
+ * the temp file is removed (it would hold the space a full disk lacks), and the error names
+ * `path` — fs errors from a write name no file — keeping the fs error's `code`.
+ */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = join(dirname(path), `.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(tmp, 'w');
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
+    const handle = await open(tmp, 'w');
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await rename(tmp, path);
   } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
+    await rm(tmp, { force: true }).catch(() => {});
+    const failure = new Error(`cannot write ${path}: ${(err as Error).message}`, { cause: err }) as NodeJS.ErrnoException;
+    failure.code = (err as NodeJS.ErrnoException).code;
+    throw failure;
   }
   await fsyncPath(dirname(path));
 }

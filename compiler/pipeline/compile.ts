@@ -4,8 +4,8 @@
  * behind {@link StageImpls} — stages.ts trains for real; tests plug in fakes to check the
  * orchestration (order, caching, invalidation, report) in milliseconds.
  */
-import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LabelledImages } from '../data/types.ts';
 import { DEGRADATION_KINDS, type DegradationKind } from '../../shared/manifest.ts';
@@ -104,6 +104,8 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
   const log = opts.log ?? (() => {});
   const started = performance.now();
   const plan = planCompile(config, { baselines: opts.baselines, quick: opts.quick });
+  // Find an unwritable output directory now, not after hours of training.
+  await checkWritableDir(opts.outDir);
   const results = new Map<string, StageResult>();
   const ran: string[] = [];
 
@@ -135,6 +137,19 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
   await writeFileAtomic(files[0]!, JSON.stringify(report, null, 1));
   await writeFileAtomic(files[1]!, renderReportHtml(report));
   return { plan, report, results, ran, files };
+}
+
+/** Creates `dir` if needed and writes (then removes) a probe file in it; throws naming `dir` if either fails. */
+export async function checkWritableDir(dir: string): Promise<void> {
+  const probe = join(dir, `.write-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await mkdir(dir, { recursive: true });
+    await writeFile(probe, '');
+    await rm(probe);
+  } catch (err) {
+    await rm(probe, { force: true }).catch(() => {});
+    throw new Error(`output directory ${dir} is not writable: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 export async function readEval(result: StageResult): Promise<EvalResult> {
