@@ -1,5 +1,6 @@
 /**
- * Node entry: `tsx edge/node.ts [--port 8788] [--models DIR]`. Env: PORT, FACET_MODELS,
+ * Node entry: `tsx edge/node.ts [--port 8788] [--models DIR]`, or bundled (scripts/build-edge.ts)
+ * and started with plain node by `npm run serve:node`. Env: PORT, FACET_MODELS,
  * FACET_API_KEY, FACET_CORS (comma-separated origins or *). Also used by Bun and Deno (see
  * bun.ts, deno.ts), which differ only in how they listen.
  */
@@ -47,7 +48,8 @@ export function startupFailed(err: unknown): never {
   process.exit(1);
 }
 
-async function main(): Promise<void> {
+/** Starts the server from the command line; exported for scripts/serve-node.mjs, which runs the bundle of this file. */
+export async function main(): Promise<void> {
   const { existsSync } = await import('node:fs');
   const { serve } = await import('@hono/node-server');
   const config = await serverConfig(process.argv.slice(2), process.env, existsSync);
