@@ -1,3 +1,5 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
 /** A CLI command: its module exports `command` of this type. */
 export interface Command {
   name: string;
@@ -11,4 +13,13 @@ export interface Command {
 /** An error the user caused (bad flag, bad file): printed without a stack, exit code 2. */
 export class UsageError extends Error {
   override name = 'UsageError';
+}
+
+/** `parseArgs` whose errors (unknown flag, missing value) become usage errors. */
+export function parseFlags<const T extends ParseArgsConfig>(config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }

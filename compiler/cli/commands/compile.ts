@@ -1,7 +1,6 @@
 /** `facet compile`: the FusionDistill pipeline, one cached stage at a time. */
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { type Command, UsageError } from '../command.ts';
+import { type Command, UsageError, parseFlags } from '../command.ts';
 import type { Report } from '../../pipeline/report.ts';
 
 const HELP = `Usage: facet compile --config FILE [options]
@@ -43,29 +42,24 @@ export const command: Command = {
   summary: 'Run the FusionDistill pipeline (cached, resumable) and write models + report',
   help: HELP,
   async run(argv) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        strict: true,
-        options: {
-          config: { type: 'string' },
-          baselines: { type: 'boolean', default: false },
-          quick: { type: 'boolean', default: false },
-          out: { type: 'string' },
-          'cache-dir': { type: 'string' },
-          backend: { type: 'string', default: 'auto' },
-          prefetch: { type: 'string', default: 'worker' },
-          'checkpoint-every': { type: 'string' },
-          seed: { type: 'string' },
-          subtask: { type: 'string', multiple: true },
-          flops: { type: 'string' },
-          from: { type: 'string' },
-        },
-      }));
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const { values } = parseFlags({
+      args: argv,
+      strict: true,
+      options: {
+        config: { type: 'string' },
+        baselines: { type: 'boolean', default: false },
+        quick: { type: 'boolean', default: false },
+        out: { type: 'string' },
+        'cache-dir': { type: 'string' },
+        backend: { type: 'string', default: 'auto' },
+        prefetch: { type: 'string', default: 'worker' },
+        'checkpoint-every': { type: 'string' },
+        seed: { type: 'string' },
+        subtask: { type: 'string', multiple: true },
+        flops: { type: 'string' },
+        from: { type: 'string' },
+      },
+    });
     if (!values.config) throw new UsageError('--config FILE is required (e.g. configs/fashion-mnist.json)');
     const prefetch = values.prefetch;
     if (prefetch !== 'worker' && prefetch !== 'inline') throw new UsageError(`--prefetch must be worker or inline, got "${prefetch}"`);

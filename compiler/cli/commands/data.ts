@@ -1,6 +1,5 @@
 /** `facet data fetch|info`: get a data set onto disk, and see what the loaders find. */
-import { parseArgs } from 'node:util';
-import { type Command, UsageError } from '../command.ts';
+import { type Command, UsageError, parseFlags } from '../command.ts';
 import { DATASET_SOURCES, FETCHABLE, type FetchableDataset, fetchDataset } from '../../data/fetch.ts';
 import { DATASET_IDS, type DatasetId, loadDatasetWithSource, type Split } from '../../data/registry.ts';
 
@@ -32,11 +31,7 @@ Without --dir, data sets are looked for in $FACET_DATA_DIR/<name>,
 ~/.cache/facet/datasets/<name> and, for Fashion-MNIST, /usr/share/datasets/fashion-mnist.`;
 
 function parse(argv: string[], options: Record<string, { type: 'string' }>) {
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  return parseFlags({ args: argv, options, allowPositionals: true, strict: true });
 }
 
 async function fetchCommand(argv: string[]): Promise<void> {

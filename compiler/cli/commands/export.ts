@@ -1,8 +1,7 @@
 /** `facet export`: a trained checkpoint → a self-describing ONNX model. */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { type Command, UsageError } from '../command.ts';
+import { type Command, UsageError, parseFlags } from '../command.ts';
 import { datasetLabels } from '../../../shared/labels.ts';
 import { buildGraph, parseArchId, parseGraphJson, parseShape3 } from '../../graph/arch.ts';
 import type { Shortcut } from '../../graph/builders.ts';
@@ -56,18 +55,13 @@ export const command: Command = {
   summary: 'Export a trained checkpoint to ONNX with labels and normalisation metadata',
   help: HELP,
   async run(argv) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        strict: true,
-        options: Object.fromEntries(
-          ['checkpoint', 'out', 'input', 'dataset', 'subset', 'labels', 'mean', 'std', 'graph', 'arch', 'width', 'shortcut', 'head'].map((k) => [k, { type: 'string' as const }]),
-        ),
-      }));
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const { values } = parseFlags({
+      args: argv,
+      strict: true,
+      options: Object.fromEntries(
+        ['checkpoint', 'out', 'input', 'dataset', 'subset', 'labels', 'mean', 'std', 'graph', 'arch', 'width', 'shortcut', 'head'].map((k) => [k, { type: 'string' as const }]),
+      ),
+    });
     for (const flag of ['checkpoint', 'out', 'input'] as const) if (!values[flag]) throw new UsageError(`--${flag} is required`);
     if (!values.out!.endsWith('.onnx')) throw new UsageError(`--out must end in .onnx, got "${values.out}"`);
     let input;

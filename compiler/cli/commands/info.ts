@@ -1,7 +1,6 @@
 /** `facet info`: an architecture's layer table with output shapes, MACs and parameters. */
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { type Command, UsageError } from '../command.ts';
+import { type Command, UsageError, parseFlags } from '../command.ts';
 import { buildGraph, parseGraphJson, parseShape3 } from '../../graph/arch.ts';
 import { countGraph } from '../../graph/count.ts';
 import type { Shortcut } from '../../graph/builders.ts';
@@ -92,26 +91,21 @@ export const command: Command = {
   summary: 'Show an architecture: layers, output shapes, MACs and parameters',
   help: HELP,
   async run(argv) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        strict: true,
-        options: {
-          arch: { type: 'string' },
-          width: { type: 'string' },
-          input: { type: 'string' },
-          classes: { type: 'string' },
-          shortcut: { type: 'string' },
-          head: { type: 'string' },
-          graph: { type: 'string' },
-          onnx: { type: 'string' },
-          json: { type: 'boolean' },
-        },
-      }));
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const { values } = parseFlags({
+      args: argv,
+      strict: true,
+      options: {
+        arch: { type: 'string' },
+        width: { type: 'string' },
+        input: { type: 'string' },
+        classes: { type: 'string' },
+        shortcut: { type: 'string' },
+        head: { type: 'string' },
+        graph: { type: 'string' },
+        onnx: { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    });
     const sources = ['arch', 'graph', 'onnx'].filter((k) => values[k as 'arch'] !== undefined);
     if (sources.length !== 1) throw new UsageError('give exactly one of --arch (e.g. --arch resnet20), --graph FILE.json or --onnx FILE.onnx');
     if (values.onnx !== undefined) return onnxInfo(values.onnx, values.json === true);

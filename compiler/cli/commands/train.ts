@@ -1,10 +1,9 @@
 /** `facet train`: train one model on a data set, with resumable checkpoints. */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Rng } from '../../../shared/rng.ts';
 import { DEGRADATION_KINDS, type DegradationKind } from '../../../shared/manifest.ts';
-import { type Command, UsageError } from '../command.ts';
+import { type Command, UsageError, parseFlags } from '../command.ts';
 import { DATASET_IDS, type DatasetId, loadDataset } from '../../data/registry.ts';
 import { splitValidation, take } from '../../data/split.ts';
 import { buildGraph } from '../../graph/arch.ts';
@@ -71,47 +70,42 @@ export const command: Command = {
   summary: 'Train a model on a data set (resumable checkpoints, validation-selected best)',
   help: HELP,
   async run(argv) {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args: argv,
-        strict: true,
-        options: {
-          dataset: { type: 'string' },
-          'data-dir': { type: 'string' },
-          limit: { type: 'string' },
-          arch: { type: 'string' },
-          width: { type: 'string' },
-          head: { type: 'string' },
-          shortcut: { type: 'string' },
-          epochs: { type: 'string' },
-          batch: { type: 'string' },
-          optimizer: { type: 'string' },
-          lr: { type: 'string' },
-          momentum: { type: 'string' },
-          nesterov: { type: 'boolean' },
-          wd: { type: 'string' },
-          schedule: { type: 'string' },
-          'pct-start': { type: 'string' },
-          milestones: { type: 'string' },
-          gamma: { type: 'string' },
-          flip: { type: 'boolean' },
-          'no-flip': { type: 'boolean' },
-          pad: { type: 'string' },
-          cutout: { type: 'string' },
-          degrade: { type: 'string' },
-          val: { type: 'string' },
-          seed: { type: 'string' },
-          backend: { type: 'string' },
-          prefetch: { type: 'string' },
-          'checkpoint-every': { type: 'string' },
-          resume: { type: 'boolean' },
-          out: { type: 'string' },
-        },
-      }));
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
+    const { values } = parseFlags({
+      args: argv,
+      strict: true,
+      options: {
+        dataset: { type: 'string' },
+        'data-dir': { type: 'string' },
+        limit: { type: 'string' },
+        arch: { type: 'string' },
+        width: { type: 'string' },
+        head: { type: 'string' },
+        shortcut: { type: 'string' },
+        epochs: { type: 'string' },
+        batch: { type: 'string' },
+        optimizer: { type: 'string' },
+        lr: { type: 'string' },
+        momentum: { type: 'string' },
+        nesterov: { type: 'boolean' },
+        wd: { type: 'string' },
+        schedule: { type: 'string' },
+        'pct-start': { type: 'string' },
+        milestones: { type: 'string' },
+        gamma: { type: 'string' },
+        flip: { type: 'boolean' },
+        'no-flip': { type: 'boolean' },
+        pad: { type: 'string' },
+        cutout: { type: 'string' },
+        degrade: { type: 'string' },
+        val: { type: 'string' },
+        seed: { type: 'string' },
+        backend: { type: 'string' },
+        prefetch: { type: 'string' },
+        'checkpoint-every': { type: 'string' },
+        resume: { type: 'boolean' },
+        out: { type: 'string' },
+      },
+    });
     const dataset = values.dataset as DatasetId | undefined;
     if (!dataset) throw new UsageError('--dataset is required (e.g. --dataset fashion-mnist)');
     if (!(DATASET_IDS as readonly string[]).includes(dataset)) throw new UsageError(`--dataset must be one of ${DATASET_IDS.join(', ')}, got "${dataset}"`);
