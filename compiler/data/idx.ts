@@ -88,7 +88,13 @@ export interface IdxPair {
 
 /** Loads a matching images/labels pair, checking counts agree and every label names a class. */
 export async function loadIdx({ imagesPath, labelsPath, name, split, classNames }: IdxPair): Promise<LabelledImages> {
-  const [images, rawLabels] = await Promise.all([readIdxImages(imagesPath), readIdxLabels(labelsPath)]);
+  // Read both files concurrently, but report problems in a fixed order (images first), so
+  // the same broken pair always gives the same message.
+  const [imagesResult, labelsResult] = await Promise.allSettled([readIdxImages(imagesPath), readIdxLabels(labelsPath)]);
+  if (imagesResult.status === 'rejected') throw imagesResult.reason;
+  if (labelsResult.status === 'rejected') throw labelsResult.reason;
+  const images = imagesResult.value;
+  const rawLabels = labelsResult.value;
   if (rawLabels.length !== images.count) {
     throw new DataError(labelsPath, `has ${rawLabels.length} labels but ${imagesPath} has ${images.count} images`);
   }
