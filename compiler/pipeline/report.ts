@@ -10,16 +10,8 @@ import type { SubtaskOutcome } from './subtasks.ts';
 
 export const REPORT_SCHEMA = 'facet.fusiondistill-report/1';
 
-/** One cell set of the table; accuracies in [0, 1], null where the row has no such cell (Oracle's clean). */
-export interface RowSummary {
-  clean: number | null;
-  jpeg: number | null;
-  blur: number | null;
-  awgn: number | null;
-  saltpepper: number | null;
-  /** Mean of the four degradation cells. */
-  degradedMean: number | null;
-}
+/** One cell set of the table: an evaluation summary without its sample count (Oracle's clean is null). */
+export type RowSummary = Omit<EvalSummary, 'samples'>;
 
 export interface ReportRow {
   /** Stable id: base, oracle, vanilla, soup-copy, soup-recal, fusing, fusiondistill. */
