@@ -109,6 +109,12 @@ const trainingStageShape = {
   loss: LossWeights,
   /** What the teachers see: the clean image (published) or the student's degraded one. */
   teacherInput: z.enum(['clean', 'degraded']).default('clean'),
+  /**
+   * Seeds this stage's shuffling, augmentation and degradations instead of the top-level
+   * `seed`. The stages above keep their cache keys, so a seed study of one stage reruns that
+   * stage only. The validation split and its degraded copy stay fixed by the top-level seed.
+   */
+  seed: nonNegInt.optional(),
 };
 
 function checkStage(stage: { epochs: number; optimizer: OptimizerConfig; schedule: ScheduleConfig }, ctx: z.RefinementCtx): void {

@@ -62,7 +62,9 @@ export function planCompile(config: CompileConfig, opts: PlanOptions): Plan {
   // `dir` only says where the files are; their checksums key the stages instead.
   const data = { name: dataset.name, validation: dataset.validation, trainLimit: dataset.trainLimit ?? null, mean: dataset.mean, std: dataset.std };
   const training = { data, model, seed, augmentation };
-  const fineTune = { ...stages.distill, loss: stages.baselines.loss };
+  // The baselines get stage 4's budget and seed, but neither its losses nor its teachers.
+  const { loss: _distillLoss, teacherInput: _teacherInput, ...budget } = stages.distill;
+  const fineTune = { ...budget, loss: stages.baselines.loss };
   const specs: StageSpec[] = [{ id: 'base', kind: 'base', config: { ...training, stage: stages.base }, deps: [], data: ['train'] }];
   for (const kind of DEGRADATION_KINDS) {
     specs.push({ id: `degrade-${kind}`, kind: 'degrade', config: { ...training, stage: stages.degradation, degradation: kind, levels: degradations[kind] }, deps: ['base'], data: ['train'] });

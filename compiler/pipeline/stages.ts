@@ -169,7 +169,7 @@ async function runTraining(env: StageEnv, runtime: StageRuntime, job: FineTune):
     normalize: { mean: config.dataset.mean, std: config.dataset.std },
     loss: job.loss,
     taps: job.graph.feature ? [job.graph.feature] : [],
-    seed: config.seed,
+    seed: job.stage.seed ?? config.seed,
     outDir: env.workDir,
     resume: true,
     prefetch: runtime.prefetch,

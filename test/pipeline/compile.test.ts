@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { canonicalJson } from '../../compiler/pipeline/cache.ts';
 import { compile, dataChecksum, EVAL_FILE, ONNX_FILE, type CompileData, type StageEnv, type StageImpls } from '../../compiler/pipeline/compile.ts';
 import { loadCompileConfig, type CompileConfig } from '../../compiler/pipeline/config.ts';
 import type { EvalResult } from '../../compiler/pipeline/evaluate.ts';
@@ -126,6 +127,17 @@ describe('compile orchestration', () => {
     // Notes, the data directory and the evaluation batch size change nothing.
     expect((await run(edit(config, (c) => (c.evaluation.batchSize = 17)))).ran).toEqual([]);
     expect((await run(edit(config, (c) => { c.notes = ['other']; c.dataset.dir = '/elsewhere'; }))).ran).toEqual([]);
+  });
+
+  it('a stage-4 seed reruns stage 4 and its baselines only; its losses and teachers are not the baselines\' business', () => {
+    return loadCompileConfig(CONFIG).then((config) => {
+      const keys = (c: typeof config) => new Map(planCompile(c, { baselines: true, quick: false }).stages.map((s) => [s.id, canonicalJson(s.config)]));
+      const changed = (a: Map<string, string>, b: Map<string, string>) => [...a.keys()].filter((id) => a.get(id) !== b.get(id));
+      const before = keys(config);
+      expect(changed(before, keys(edit(config, (c) => (c.stages.distill.seed = 7))))).toEqual(['distill', 'vanilla', 'fusing']);
+      expect(changed(before, keys(edit(config, (c) => (c.stages.distill.loss.logit = 1))))).toEqual(['distill']);
+      expect(changed(before, keys(edit(config, (c) => (c.stages.distill.teacherInput = 'degraded'))))).toEqual(['distill']);
+    });
   });
 
   it('input data, code versions, quick mode and baselines invalidate only what they reach', async () => {
