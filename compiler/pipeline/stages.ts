@@ -3,17 +3,16 @@
  * (compiler/train/loop.ts) with FusionDistill's losses, fusion, and evaluation of the
  * exported ONNX model. compile.ts decides when each runs; this file decides what it does.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { degradeBatch } from '../../shared/degrade.ts';
-import { DEGRADATION_KINDS, MANIFEST_SCHEMA_ID, parseManifest, type DegradationKind, type Manifest } from '../../shared/manifest.ts';
+import { DEGRADATION_KINDS, type DegradationKind } from '../../shared/manifest.ts';
 import { batchToNHWC } from '../../shared/preprocess.ts';
 import { Rng } from '../../shared/rng.ts';
 import { gather, splitValidation, take } from '../data/split.ts';
 import type { LabelledImages } from '../data/types.ts';
 import { initParams, resnet } from '../graph/builders.ts';
-import { countGraph } from '../graph/count.ts';
 import type { Graph, ParamStore } from '../graph/ir.ts';
 import { forward } from '../nn/forward.ts';
 import { exportOnnx } from '../onnx/export.ts';
@@ -22,11 +21,12 @@ import type { OptimizerConfig as TrainerOptimizer } from '../train/optimizers.ts
 import type { PrefetchMode } from '../train/pipeline.ts';
 import { SILENT, type ProgressReporter, type StepInfo } from '../train/progress.ts';
 import type { ScheduleConfig as TrainerSchedule } from '../train/schedules.ts';
-import { hashSources, sha256File, writeFileAtomic } from './cache.ts';
-import { dataChecksum, EVAL_FILE, ONNX_FILE, readEval, type CompileData, type PublishEnv, type StageEnv, type StageImpls } from './compile.ts';
+import { hashSources, writeFileAtomic } from './cache.ts';
+import { dataChecksum, EVAL_FILE, ONNX_FILE, type CompileData, type StageEnv, type StageImpls } from './compile.ts';
 import type { CompileConfig, DegradationRanges, EvaluationConfig, LossWeights, OptimizerConfig, ScheduleConfig, TrainingStage } from './config.ts';
-import { evaluate, medianLatencyMs, onnxClassifier, toAccuracyReport } from './evaluate.ts';
+import { evaluate, onnxClassifier } from './evaluate.ts';
 import { fuseParams, recalibrateBn } from './fusion.ts';
+import { publishFull } from './publish.ts';
 import { crossEntropy, degradationLoss, fusionDistillLoss, logitDistillLoss } from './losses.ts';
 import { FUSION_FILES, PARAMS_FILE, type ModelRef, type StageKind } from './plan.ts';
 
@@ -323,7 +323,8 @@ export function stageImpls(runtime: StageRuntime = { prefetch: 'inline' }): Stag
       if (!v) versions.set(kind, (v = sourceFiles(CODE_PATHS[kind]).then((files) => hashSources(files, ROOT))));
       return v;
     },
-    publish,
+    // publish.ts, outside the code hashed above: how a model is published does not change what was trained.
+    publish: (env) => publishFull(env, buildGraph(env.config, env.data.test)),
   };
 }
 
@@ -347,54 +348,6 @@ async function sourceFiles(paths: string[]): Promise<string[]> {
     else for (const name of await readdir(abs)) if (/\.(ts|mjs|proto)$/.test(name)) files.push(join(abs, name));
   }
   return files;
-}
-
-/** Writes the shipped FusionDistill model as `full.onnx` with its manifest entry. */
-async function publish(env: PublishEnv): Promise<string[]> {
-  const { config, data } = env;
-  const evalStage = env.results.get('eval-fusiondistill');
-  if (!evalStage) throw new Error('publish: the FusionDistill model was not evaluated');
-  const onnx = new Uint8Array(await readFile(join(evalStage.dir, ONNX_FILE)));
-  const file = join(env.outDir, 'full.onnx');
-  await writeFileAtomic(file, onnx);
-  const graph = buildGraph(config, data.test);
-  const counts = countGraph(graph);
-  const accuracy = toAccuracyReport((await readEval(evalStage)).summary);
-  const labels = data.test.classNames;
-  const manifest: Manifest = {
-    schema: MANIFEST_SCHEMA_ID,
-    dataset: config.dataset.name,
-    labels,
-    createdAt: new Date().toISOString(),
-    compilerVersion: await compilerVersion(),
-    models: [
-      {
-        id: 'full',
-        subtask: null,
-        file: 'full.onnx',
-        classes: labels.map((label, index) => ({ index, label })),
-        input: { name: 'input', layout: 'NCHW', height: data.test.height, width: data.test.width, channels: data.test.channels, mean: config.dataset.mean, std: config.dataset.std },
-        output: 'logits',
-        macs: counts.macs,
-        params: counts.params,
-        bytes: onnx.length,
-        sha256: await sha256File(file),
-        accuracy,
-        latencyMs: await medianLatencyMs(onnx, { c: data.test.channels, h: data.test.height, w: data.test.width }),
-        configHash: env.configHash,
-      },
-    ],
-  };
-  parseManifest(manifest, 'compile manifest');
-  const manifestFile = join(env.outDir, 'manifest.json');
-  await writeFileAtomic(manifestFile, JSON.stringify(manifest, null, 1));
-  env.log(`wrote ${file} (${onnx.length} bytes) and ${manifestFile}`);
-  return [file, manifestFile];
-}
-
-async function compilerVersion(): Promise<string> {
-  const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-  return pkg.version;
 }
 
 /** Loads the configured data set's train and test splits with their checksums. */

@@ -219,56 +219,6 @@ export async function publishFullCheckpoint(outDir: string, graph: Graph, params
   return files;
 }
 
-/**
- * Adds the subtask models to the manifest in `outDir` (the full model's entry stays as it
- * is): one `<subtask>.onnx` each, replaced atomically. Subtasks already in the manifest and
- * not compiled now are kept when their file is still there and matches its checksum.
- */
-export async function publishSubtasks(outDir: string, config: CompileConfig, configHash: string, results: Map<string, StageResult>, log: (line: string) => void): Promise<string[]> {
-  const manifestFile = join(outDir, 'manifest.json');
-  const manifest: Manifest = parseManifest(JSON.parse(await readFile(manifestFile, 'utf8')), manifestFile);
-  const full = manifest.models.find((m) => m.subtask === null)!;
-  const files: string[] = [];
-  const entries: ModelEntry[] = [];
-  for (const [name, result] of results) {
-    const outcome = await readOutcome(result);
-    const onnx = new Uint8Array(await readFile(join(result.dir, 'model.onnx')));
-    const file = join(outDir, `${name}.onnx`);
-    await writeFileAtomic(file, onnx);
-    files.push(file);
-    const graph = parseGraphJson(await readFile(join(result.dir, 'graph.json'), 'utf8'), join(result.dir, 'graph.json'));
-    const counts = countGraph(graph);
-    entries.push({
-      ...full,
-      id: name,
-      subtask: name,
-      file: `${name}.onnx`,
-      classes: outcome.classes.map((index, j) => ({ index, label: outcome.labels[j]! })),
-      macs: counts.macs,
-      params: counts.params,
-      bytes: onnx.length,
-      sha256: await sha256File(file),
-      accuracy: toAccuracyReport(outcome.catro.after),
-      latencyMs: await medianLatencyMs(onnx, { c: full.input.channels, h: full.input.height, w: full.input.width }),
-      configHash,
-    });
-  }
-  const compiled = new Set(entries.map((e) => e.id));
-  for (const old of manifest.models) {
-    if (old.subtask === null || compiled.has(old.id)) continue;
-    const path = join(outDir, old.file);
-    const ok = await sha256File(path).then((h) => h === old.sha256, () => false);
-    if (ok) entries.push(old);
-    else log(`manifest: dropped subtask model ${old.id}: ${old.file} is missing or does not match its checksum`);
-  }
-  const next: Manifest = { ...manifest, schema: MANIFEST_SCHEMA_ID, createdAt: new Date().toISOString(), models: [full, ...entries.sort((a, b) => a.id.localeCompare(b.id))] };
-  parseManifest(next, 'compile manifest');
-  await writeFileAtomic(manifestFile, JSON.stringify(next, null, 1));
-  void config;
-  log(`manifest: ${next.models.length} models (${next.models.map((m) => m.id).join(', ')})`);
-  return [...files, manifestFile];
-}
-
 /** Markdown table of subtask outcomes for the CLI and the closing notes. */
 export function subtaskTableMarkdown(outcomes: SubtaskOutcome[]): string {
   const p = (v: number | null | undefined) => (v === null || v === undefined ? '—' : (100 * v).toFixed(1));

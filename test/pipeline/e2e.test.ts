@@ -39,10 +39,11 @@ describe('end-to-end compile (tiny, cpu backend)', () => {
     for (const s of training) expect(s.dataShare, s.stage).toBeGreaterThan(0);
 
     const manifest = parseManifest(JSON.parse(await readFile(join(root, 'out', 'manifest.json'), 'utf8')));
-    expect(manifest.models[0]).toMatchObject({ id: 'full', file: 'full.onnx', input: { height: 8, width: 8, channels: 1 }, output: 'logits' });
+    expect(manifest.models[0]!.file).toBe(`full.${manifest.models[0]!.sha256.slice(0, 12)}.onnx`);
+    expect(manifest.models[0]).toMatchObject({ id: 'full', input: { height: 8, width: 8, channels: 1 }, output: 'logits' });
     expect(manifest.models[0]!.accuracy!.degradedMean).toBeCloseTo(first.report.rows.at(-1)!.summary.degradedMean!, 12);
     // The shipped file is the model the report evaluated.
-    const shipped = await onnxClassifier(join(root, 'out', 'full.onnx'));
+    const shipped = await onnxClassifier(join(root, 'out', manifest.models[0]!.file));
     const logits = await shipped.classify(new Float32Array(64), { n: 1, c: 1, h: 8, w: 8 });
     expect(logits).toHaveLength(4);
     await shipped.close();

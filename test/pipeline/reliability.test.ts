@@ -19,6 +19,16 @@ import { tempDirs } from './helpers/temp.ts';
 const temp = tempDirs();
 afterAll(temp.cleanup);
 
+/** The published full model's content-addressed file (compiler/pipeline/publish.ts). */
+const FULL_MODEL_FILE = /^full\.[0-9a-f]{12}\.onnx$/;
+
+/** The manifest in `out`, if any, names only files that are there with its checksums: the set is never torn. */
+async function expectConsistentModels(out: string): Promise<void> {
+  if (!(await exists(join(out, 'manifest.json')))) return;
+  const manifest = parseManifest(JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8')), 'manifest');
+  for (const m of manifest.models) expect(await sha256File(join(out, m.file)).catch(() => 'missing'), m.file).toBe(m.sha256);
+}
+
 /** A finished stage directory: `<stage>-<20 hex>`. */
 const STAGE_DIR = /^[a-z0-9_-]+-[0-9a-f]{20}$/;
 
@@ -69,7 +79,7 @@ const KILL_POINTS: KillPoint[] = [
   { name: 'a degradation stage (blur), after a step checkpoint', reached: (root) => workCheckpoint(root, 'degrade-blur-') },
   { name: 'stage 4 (distill), after a step checkpoint', reached: (root) => workCheckpoint(root, 'distill-') },
   { name: 'evaluation of the exported models', reached: async (_root, stderr) => stderr.includes('[eval-base] running') },
-  { name: 'publishing (full.onnx written, manifest not yet)', reached: (root) => exists(join(root, 'out', 'full.onnx')) },
+  { name: 'publishing (the new full model written, the manifest not yet)', reached: async (root) => (await readdir(join(root, 'out')).catch(() => [] as string[])).some((n) => FULL_MODEL_FILE.test(n)) },
 ];
 
 /** A `<prefix><hash>.work/last.ckpt` checkpoint: the stage is mid-training and resumable. */
@@ -111,6 +121,7 @@ describe('facet compile killed with SIGKILL (tiny fixture, cpu backend)', () => 
     for (const point of KILL_POINTS) {
       const killed = await killAt(root, point);
       expect(killed.signal, `the compile finished before "${point.name}":\n${killed.stderr}`).toBe('SIGKILL');
+      await expectConsistentModels(join(root, 'out'));
       const finished = (await readdir(join(root, 'cache'))).filter((n) => STAGE_DIR.test(n)).length;
       landed.push(`${point.name}: ${finished} stages finished${(await exists(join(root, 'out', 'manifest.json'))) ? ', manifest written' : ''}`);
     }
@@ -131,13 +142,14 @@ describe('facet compile killed with SIGKILL (tiny fixture, cpu backend)', () => 
     // The shipped model and its manifest entry, and the full checkpoint beside them.
     const out = join(root, 'out');
     const refOut = join(reference, 'out');
-    expect(await sha256File(join(out, 'full.onnx'))).toBe(await sha256File(join(refOut, 'full.onnx')));
     expect(await readFile(join(out, 'full.ckpt'))).toEqual(await readFile(join(refOut, 'full.ckpt')));
     const models = async (dir: string) =>
       parseManifest(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')), 'manifest').models.map(({ latencyMs: _measured, ...m }) => m);
     const shipped = await models(out);
-    expect(shipped[0]!.sha256).toBe(await sha256File(join(out, 'full.onnx')));
-    expect(shipped).toEqual(await models(refOut));
+    expect(shipped).toEqual(await models(refOut)); // same file names, so the same bytes
+    await expectConsistentModels(out);
+    // Nothing left over from the killed publishes: no temp files, no model file the manifest does not name.
+    expect((await readdir(out)).filter((n) => n.endsWith('.onnx') || n.endsWith('.tmp'))).toEqual(shipped.map((m) => m.file));
     console.log(`kills landed at\n  ${landed.join('\n  ')}\nfive killed runs: ${killedSeconds.toFixed(1)} s; the rerun: ${rerun.stdout.match(/\d+ of \d+ stages ran/)?.[0]}`);
   });
 });
@@ -157,6 +169,12 @@ describe('facet compile with an unwritable or full output directory', () => {
     const root = await temp.make('facet-rel-full-');
     await cp(join(reference, 'cache'), join(root, 'cache'), { recursive: true });
     await cp(join(reference, 'out'), join(root, 'out'), { recursive: true });
+    // A new stage-4 seed gives a different full model to publish; it is trained (seconds)
+    // into the cache first, so the limited run below only publishes.
+    const seeded = await writeTinyConfig(join(root, 'seeded.json'), dataDir, (json) => (json.stages.distill.seed = 1));
+    const args = (outDir: string) => ['compile', '--config', seeded, '--backend', 'cpu', '--prefetch', 'inline', '--quick', '--cache-dir', join(root, 'cache'), '--out', outDir];
+    const trained = await runFacet(args(join(root, 'scratch')));
+    expect(trained.code, trained.stderr).toBe(0);
     const out = join(root, 'out');
     const snapshot = async () => {
       const files: Record<string, { ino: number; mtimeMs: number; sha256: string }> = {};
@@ -167,17 +185,19 @@ describe('facet compile with an unwritable or full output directory', () => {
       return files;
     };
     const before = await snapshot();
-    expect(Object.keys(before)).toEqual(expect.arrayContaining(['full.onnx', 'manifest.json', 'full.ckpt', 'report.json']));
-    // Every stage is cached, so the first big write is full.onnx (~25 KB). RLIMIT_FSIZE makes
-    // it fail with EFBIG part-way, as ENOSPC would on a full disk; both reach the same code path.
-    const onnxBytes = (await stat(join(out, 'full.onnx'))).size;
+    const previous = Object.keys(before).find((n) => FULL_MODEL_FILE.test(n))!;
+    expect(Object.keys(before)).toEqual(expect.arrayContaining([previous, 'manifest.json', 'full.ckpt', 'report.json']));
+    // The new full model (~25 KB) is the first big write. RLIMIT_FSIZE makes it fail with
+    // EFBIG part-way, as ENOSPC would on a full disk; both reach the same code path.
     const limitKiB = 16;
-    expect(onnxBytes).toBeGreaterThan(limitKiB * 1024);
-    const run = await runFacet(compileArgs(root), { fileSizeLimitKiB: limitKiB });
-    expectCleanFailure(run, 1, new RegExp(`facet compile: cannot write ${join(out, 'full.onnx')}: EFBIG`));
+    expect((await stat(join(out, previous))).size).toBeGreaterThan(limitKiB * 1024);
+    const run = await runFacet(args(out), { fileSizeLimitKiB: limitKiB });
+    expectCleanFailure(run, 1, new RegExp(`facet compile: cannot write ${out}/full\\.[0-9a-f]{12}\\.onnx: EFBIG`));
     expect(run.stderr).toContain('[eval-fusiondistill] cached'); // it failed publishing, not training
-    // Untouched: same inode (not even replaced by an equal copy), same bytes, no temp file left.
+    expect(run.stderr).not.toContain(previous); // not the file being served
+    // Untouched: same inodes (not even replaced by an equal copy), same bytes, no temp file left.
     expect(await snapshot()).toEqual(before);
+    await expectConsistentModels(out);
   });
 });
 

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +6,8 @@ import { initParams, resnet } from '../../compiler/graph/builders.ts';
 import { exportOnnx } from '../../compiler/onnx/export.ts';
 import { sha256File } from '../../compiler/pipeline/cache.ts';
 import { parseCompileConfig } from '../../compiler/pipeline/config.ts';
-import { FULL_CKPT, FULL_GRAPH, loadFullModel, publishFullCheckpoint, publishSubtasks, readOutcome, runSubtasks } from '../../compiler/pipeline/subtasks.ts';
+import { publishSubtasks } from '../../compiler/pipeline/publish.ts';
+import { FULL_CKPT, FULL_GRAPH, loadFullModel, publishFullCheckpoint, readOutcome, runSubtasks } from '../../compiler/pipeline/subtasks.ts';
 import { writeParams } from '../../compiler/train/loop.ts';
 import { initBackend } from '../../compiler/tf/backend.ts';
 import { MANIFEST_SCHEMA_ID, parseManifest } from '../../shared/manifest.ts';
@@ -55,12 +56,15 @@ describe('subtask stages and manifest merge (--from a published full model)', ()
     expect(outcome.macs.pruned).toBeLessThan(0.56 * outcome.macs.full);
     expect(outcome.restricted.clean).not.toBeNull();
 
-    await publishSubtasks(dir, config, 'hash', results, (l) => lines.push(l));
+    await publishSubtasks(dir, 'hash', results, (l) => lines.push(l));
     const merged = parseManifest(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')));
     expect(merged.models.map((m) => m.id)).toEqual(['full', 'kept', 'right']);
     const right = merged.models.find((m) => m.id === 'right')!;
     expect(right.classes).toEqual([{ index: 1, label: 'top-right' }, { index: 3, label: 'bottom-right' }]);
-    expect(right.sha256).toBe(await sha256File(join(dir, 'right.onnx')));
+    expect(right.file).toBe(`right.${right.sha256.slice(0, 12)}.onnx`);
+    expect(right.sha256).toBe(await sha256File(join(dir, right.file)));
+    // The dropped entry's name was never there; the kept one's file stays; nothing else is left over.
+    expect((await readdir(dir)).filter((f) => f.endsWith('.onnx')).sort()).toEqual(['full.onnx', 'kept.onnx', right.file].sort());
     expect(right.macs).toBe(outcome.macs.pruned);
     expect(lines.some((l) => l.includes('dropped subtask model gone'))).toBe(true);
 

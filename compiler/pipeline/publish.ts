@@ -1,0 +1,199 @@
+/**
+ * Publishing into a models directory (`models/<dataset>/`), the one the edge serves.
+ *
+ * The manifest and the model files it names must change together: a reader (the edge, a
+ * deploy, a `--from` compile) sees the previous set or the next one, never a mix, and a
+ * killed or failing compile leaves the previous set serving. Renaming several files is not
+ * atomic, so model files get content-addressed names (`<id>.<sha256 prefix>.onnx`): new
+ * files land beside the old ones without touching them, the manifest's atomic rename is the
+ * single commit point, and only after it are the files no manifest names removed.
+ *
+ * One writer per directory (a compile); readers need no lock.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { MANIFEST_SCHEMA_ID, parseManifest, type Manifest, type ModelEntry } from '../../shared/manifest.ts';
+import { countGraph } from '../graph/count.ts';
+import type { Graph } from '../graph/ir.ts';
+import { parseGraphJson } from '../graph/arch.ts';
+import { sha256File, writeFileAtomic, type StageResult } from './cache.ts';
+import { ONNX_FILE, readEval, type PublishEnv } from './compile.ts';
+import { medianLatencyMs, toAccuracyReport } from './evaluate.ts';
+import { readOutcome } from './subtasks.ts';
+
+export const MANIFEST_FILE = 'manifest.json';
+const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
+
+/** `<id>.<first 12 hex of sha256>.onnx`: a new model never overwrites the file of an old one. */
+export function modelFileName(id: string, sha256: string): string {
+  return `${id}.${sha256.slice(0, 12)}.onnx`;
+}
+
+/** Model files this module may remove when unreferenced: content-addressed ones and the older plain `<id>.onnx`. */
+const MODEL_FILE = /^[A-Za-z0-9_-]+(\.[0-9a-f]{12})?\.onnx$/;
+/** Leftovers of a writeFileAtomic that was killed before its rename. */
+const TEMP_FILE = /^\.[0-9a-f]{12}\.tmp$/;
+
+export interface StagedModel {
+  /** The manifest entry, without `file`, `bytes` and `sha256`: those come from `onnx`. */
+  entry: Omit<ModelEntry, 'file' | 'bytes' | 'sha256'>;
+  onnx: Uint8Array;
+}
+
+/** Reads and validates `<dir>/manifest.json`; undefined when there is none yet. */
+export async function readManifest(dir: string): Promise<Manifest | undefined> {
+  const file = join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file}: not valid JSON (${(err as Error).message})`);
+  }
+  return parseManifest(json, file);
+}
+
+/** Whether `entry.file` is in `dir` with the manifest's checksum. */
+export async function entryIntact(dir: string, entry: ModelEntry): Promise<boolean> {
+  return sha256File(join(dir, entry.file)).then((h) => h === entry.sha256, () => false);
+}
+
+/**
+ * Writes `staged` models under content-addressed names, then commits `next(entries)` as the
+ * manifest, then removes model files and temp files that the new manifest does not name.
+ * `next` gets the staged models' complete entries and returns the whole manifest to commit.
+ * Returns the paths written.
+ */
+export async function commitModels(dir: string, staged: StagedModel[], next: (entries: ModelEntry[]) => Manifest, log: (line: string) => void = () => {}): Promise<string[]> {
+  await removeTempFiles(dir);
+  const written: string[] = [];
+  const entries: ModelEntry[] = [];
+  for (const { entry, onnx } of staged) {
+    const sha256 = createHash('sha256').update(onnx).digest('hex');
+    const file = modelFileName(entry.id, sha256);
+    const path = join(dir, file);
+    // Same name, same content: a rerun that changed nothing rewrites nothing.
+    if (!(await sha256File(path).then((h) => h === sha256, () => false))) await writeFileAtomic(path, onnx);
+    written.push(path);
+    entries.push({ ...entry, file, bytes: onnx.length, sha256 } as ModelEntry);
+  }
+  const manifest = parseManifest(next(entries), `manifest for ${dir}`);
+  const manifestPath = join(dir, MANIFEST_FILE);
+  await writeFileAtomic(manifestPath, JSON.stringify(manifest, null, 1));
+  written.push(manifestPath);
+  // Committed: what the manifest does not name is garbage now.
+  const keep = new Set(manifest.models.map((m) => m.file));
+  for (const name of await readdir(dir)) {
+    if (MODEL_FILE.test(name) && !keep.has(name)) {
+      await rm(join(dir, name), { force: true });
+      log(`removed ${join(dir, name)} (no longer in the manifest)`);
+    }
+  }
+  return written;
+}
+
+async function removeTempFiles(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) if (TEMP_FILE.test(name)) await rm(join(dir, name), { force: true });
+}
+
+/**
+ * Publishes the shipped FusionDistill model as the manifest's `full` entry (publish.ts:
+ * content-addressed file, the manifest's rename commits it). Subtask entries already there
+ * stay while their files are intact; the subtask stages replace them next.
+ */
+export async function publishFull(env: PublishEnv, graph: Graph): Promise<string[]> {
+  const { config, data } = env;
+  const evalStage = env.results.get('eval-fusiondistill');
+  if (!evalStage) throw new Error('publish: the FusionDistill model was not evaluated');
+  const onnx = new Uint8Array(await readFile(join(evalStage.dir, ONNX_FILE)));
+  const counts = countGraph(graph);
+  const accuracy = toAccuracyReport((await readEval(evalStage)).summary);
+  const labels = data.test.classNames;
+  const previous = await readManifest(env.outDir).catch((err: Error) => {
+    env.log(`publish: the previous manifest is replaced: ${err.message}`);
+    return undefined;
+  });
+  const kept: ModelEntry[] = [];
+  for (const m of previous && previous.dataset === config.dataset.name ? previous.models : []) if (m.subtask !== null && (await entryIntact(env.outDir, m))) kept.push(m);
+  const staged = {
+    id: 'full',
+    subtask: null,
+    classes: labels.map((label, index) => ({ index, label })),
+    input: { name: 'input', layout: 'NCHW' as const, height: data.test.height, width: data.test.width, channels: data.test.channels, mean: config.dataset.mean, std: config.dataset.std },
+    output: 'logits',
+    macs: counts.macs,
+    params: counts.params,
+    accuracy,
+    latencyMs: await medianLatencyMs(onnx, { c: data.test.channels, h: data.test.height, w: data.test.width }),
+    configHash: env.configHash,
+  };
+  const compilerVersion = await readCompilerVersion();
+  const files = await commitModels(
+    env.outDir,
+    [{ entry: staged, onnx }],
+    ([full]): Manifest => ({ schema: MANIFEST_SCHEMA_ID, dataset: config.dataset.name, labels, createdAt: new Date().toISOString(), compilerVersion, models: [full!, ...kept] }),
+    env.log,
+  );
+  env.log(`wrote ${files.join(' and ')}`);
+  return files;
+}
+
+async function readCompilerVersion(): Promise<string> {
+  const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/**
+ * Adds or replaces the compiled subtasks' models in the manifest in `outDir` (the full
+ * model's entry stays as it is). Subtasks already there and not compiled now are kept while
+ * their file is intact; the others are dropped with a log line.
+ */
+export async function publishSubtasks(outDir: string, configHash: string, results: Map<string, StageResult>, log: (line: string) => void): Promise<string[]> {
+  const manifestFile = join(outDir, MANIFEST_FILE);
+  const manifest = await readManifest(outDir);
+  if (!manifest) throw new Error(`${manifestFile}: missing; publish the full model first`);
+  const full = manifest.models.find((m) => m.subtask === null);
+  if (!full) throw new Error(`${manifestFile}: has no full model (subtask null)`);
+  const staged: StagedModel[] = [];
+  for (const [name, result] of results) {
+    const outcome = await readOutcome(result);
+    const onnx = new Uint8Array(await readFile(join(result.dir, 'model.onnx')));
+    const graph = parseGraphJson(await readFile(join(result.dir, 'graph.json'), 'utf8'), join(result.dir, 'graph.json'));
+    const counts = countGraph(graph);
+    staged.push({
+      onnx,
+      entry: {
+        ...full,
+        id: name,
+        subtask: name,
+        classes: outcome.classes.map((index, j) => ({ index, label: outcome.labels[j]! })),
+        macs: counts.macs,
+        params: counts.params,
+        accuracy: toAccuracyReport(outcome.catro.after),
+        latencyMs: await medianLatencyMs(onnx, { c: full.input.channels, h: full.input.height, w: full.input.width }),
+        configHash,
+      },
+    });
+  }
+  const kept: ModelEntry[] = [];
+  for (const old of manifest.models) {
+    if (old.subtask === null || results.has(old.id)) continue;
+    if (await entryIntact(outDir, old)) kept.push(old);
+    else log(`manifest: dropped subtask model ${old.id}: ${old.file} is missing or does not match its checksum`);
+  }
+  const files = await commitModels(
+    outDir,
+    staged,
+    (entries) => ({ ...manifest, schema: MANIFEST_SCHEMA_ID, createdAt: new Date().toISOString(), models: [full, ...[...entries, ...kept].sort((a, b) => a.id.localeCompare(b.id))] }),
+    log,
+  );
+  log(`manifest: ${manifest.models.length} → ${staged.length + kept.length + 1} models`);
+  return files;
+}
