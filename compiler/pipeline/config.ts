@@ -100,6 +100,16 @@ export const LossWeights = z
   .refine((w) => w.ce > 0 || w.feature > 0 || w.logit > 0, { message: 'at least one loss weight must be > 0' });
 export type LossWeights = z.infer<typeof LossWeights>;
 
+const Augmentation = z
+  .object({
+    flip: z.boolean(),
+    /** Zero padding before the random crop back to the input size; 0 = no crop. */
+    pad: nonNegInt,
+    /** Side of the Cutout hole on the student's image; 0 = none. */
+    cutout: nonNegInt,
+  })
+  .strict();
+
 const trainingStageShape = {
   epochs: positiveInt,
   /** Images per step (stage 4 and its baselines: per degradation sub-batch). */
@@ -229,15 +239,7 @@ export const CompileConfig = z
       .refine((m) => (m.depth - 2) % 6 === 0 && m.depth >= 8, { message: 'a CIFAR ResNet depth is 6n+2 (8, 14, 20, 32, 44, 56, …)', path: ['depth'] }),
     seed: nonNegInt,
     degradations: DegradationRanges,
-    augmentation: z
-      .object({
-        flip: z.boolean(),
-        /** Zero padding before the random crop back to the input size; 0 = no crop. */
-        pad: nonNegInt,
-        /** Side of the Cutout hole on the student's image; 0 = none. */
-        cutout: nonNegInt,
-      })
-      .strict(),
+    augmentation: Augmentation,
     stages: z
       .object({
         base: TrainingStage.refine((b) => b.loss.feature === 0 && b.loss.logit === 0, { message: 'the base model has no teacher: feature and logit weights must be 0', path: ['loss'] }),
@@ -267,6 +269,10 @@ export const CompileConfig = z
         weightDecay: z.number().nonnegative(),
         distillWeight: z.number().nonnegative(),
         temperature: z.number().positive(),
+        /** Fine-tuning augmentation; default: the config's `augmentation`. */
+        augmentation: Augmentation,
+        /** `compile`: the training images stages 1–4 used; `all`: every training image outside the validation split. */
+        trainImages: z.enum(['compile', 'all']),
       })
       .partial()
       .strict()

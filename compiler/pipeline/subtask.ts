@@ -42,6 +42,10 @@ export interface SubtaskTuning {
   /** Weight of T²·KL(teacher ‖ student) against the unpruned model restricted to the subset. */
   distillWeight: number;
   temperature: number;
+  /** Fine-tuning augmentation; unset: the compile's. */
+  augmentation?: { flip: boolean; pad: number; cutout: number };
+  /** `compile`: the images stages 1–4 trained on; `all`: every training image outside the validation split. */
+  trainImages: 'compile' | 'all';
 }
 
 export const DEFAULT_SUBTASK_TUNING: SubtaskTuning = {
@@ -55,6 +59,7 @@ export const DEFAULT_SUBTASK_TUNING: SubtaskTuning = {
   weightDecay: 5e-4,
   distillWeight: 1,
   temperature: 4,
+  trainImages: 'compile',
 };
 
 export interface SubtaskInput {

@@ -9,13 +9,13 @@
  * full.graph.json beside the manifest) without the cache of stages 1–4, and adding one
  * subtask never touches the others.
  */
+import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { MANIFEST_SCHEMA_ID, parseManifest, type Manifest, type ModelEntry } from '../../shared/manifest.ts';
 import type { PruneResult } from '../catro/catro.ts';
-import { subsetClasses } from '../data/split.ts';
+import { gather, subsetClasses } from '../data/split.ts';
+import type { LabelledImages } from '../data/types.ts';
 import { parseGraphJson } from '../graph/arch.ts';
-import { countGraph } from '../graph/count.ts';
 import type { Graph, ParamStore } from '../graph/ir.ts';
 import { exportOnnx } from '../onnx/export.ts';
 import { readParams, writeParams } from '../train/loop.ts';
@@ -23,7 +23,7 @@ import type { ProgressReporter } from '../train/progress.ts';
 import { hashSources, runStage, sha256File, writeFileAtomic, type StageResult } from './cache.ts';
 import type { CompileData } from './compile.ts';
 import { resolveSubtaskClasses, type CompileConfig, type SubtaskConfig } from './config.ts';
-import { evaluate, medianLatencyMs, onnxClassifier, toAccuracyReport, type EvalSummary } from './evaluate.ts';
+import { evaluate, onnxClassifier, type EvalSummary } from './evaluate.ts';
 import { DEFAULT_SUBTASK_TUNING, fineTuneSubtask, pruneSubtask, restrictedFull, type SubtaskInput, type SubtaskTuning } from './subtask.ts';
 
 const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
@@ -73,6 +73,21 @@ export interface SubtaskRunOptions {
   quick: boolean;
   progress?: () => ProgressReporter;
   log: (line: string) => void;
+}
+
+/**
+ * The examples of `train` whose image and label are not in `held` (the validation split):
+ * every training image a subtask may learn from. By content, because the split is a copy;
+ * a training image that happens to equal a validation image is left out too.
+ */
+export function withoutExamplesOf(train: LabelledImages, held: LabelledImages | undefined): LabelledImages {
+  if (!held) return train;
+  const px = train.height * train.width * train.channels;
+  const key = (d: LabelledImages, i: number) => createHash('sha1').update(d.images.subarray(i * px, (i + 1) * px)).update(String(d.labels[i])).digest('base64');
+  const heldKeys = new Set(Array.from({ length: held.count }, (_, i) => key(held, i)));
+  const keep: number[] = [];
+  for (let i = 0; i < train.count; i++) if (!heldKeys.has(key(train, i))) keep.push(i);
+  return gather(train, keep);
 }
 
 /** Tuning from the config's `subtaskTuning` over the defaults. */
@@ -134,13 +149,13 @@ async function compileSubtask(o: CompileSubtaskOptions): Promise<SubtaskOutcome>
   const input: SubtaskInput = {
     graph: full.graph,
     params: full.params,
-    train: splits.train,
+    train: o.tuning.trainImages === 'all' ? withoutExamplesOf(data.train, splits.val) : splits.train,
     val: splits.val,
     classes: o.classes,
     flops: o.subtask.flopsFraction,
     degradations: config.degradations,
     normalize: { mean: config.dataset.mean, std: config.dataset.std },
-    augment: config.augmentation,
+    augment: o.tuning.augmentation ?? config.augmentation,
     tuning: o.tuning,
     seed: config.seed,
   };

@@ -7,7 +7,8 @@ import { exportOnnx } from '../../compiler/onnx/export.ts';
 import { sha256File } from '../../compiler/pipeline/cache.ts';
 import { parseCompileConfig } from '../../compiler/pipeline/config.ts';
 import { publishSubtasks } from '../../compiler/pipeline/publish.ts';
-import { FULL_CKPT, FULL_GRAPH, loadFullModel, publishFullCheckpoint, readOutcome, runSubtasks } from '../../compiler/pipeline/subtasks.ts';
+import { FULL_CKPT, FULL_GRAPH, loadFullModel, publishFullCheckpoint, readOutcome, runSubtasks, withoutExamplesOf } from '../../compiler/pipeline/subtasks.ts';
+import { gather } from '../../compiler/data/split.ts';
 import { writeParams } from '../../compiler/train/loop.ts';
 import { initBackend } from '../../compiler/tf/backend.ts';
 import { MANIFEST_SCHEMA_ID, parseManifest } from '../../shared/manifest.ts';
@@ -70,5 +71,22 @@ describe('subtask stages and manifest merge (--from a published full model)', ()
 
     const again = await runSubtasks(opts);
     expect(again.get('right')!.cached).toBe(true);
+  });
+});
+
+describe('subtask training images', () => {
+  it('"all" is every training example whose image and label are not a validation example', () => {
+    const { train } = tinyData();
+    const held = gather(train, [0, 5, 9]);
+    const rest = withoutExamplesOf(train, held);
+    expect(rest.count).toBe(train.count - 3);
+    const px = train.height * train.width * train.channels;
+    const keys = (d: typeof train) => Array.from({ length: d.count }, (_, i) => `${d.labels[i]}:${d.images.subarray(i * px, (i + 1) * px).join(',')}`);
+    const restKeys = new Set(keys(rest));
+    for (const k of keys(held)) expect(restKeys.has(k)).toBe(false);
+    // The same image under another label is a different example.
+    const relabelled = { ...held, labels: held.labels.map((l) => (l + 1) % train.classNames.length) };
+    expect(withoutExamplesOf(train, relabelled).count).toBe(train.count - keys(train).filter((k) => new Set(keys(relabelled)).has(k)).length);
+    expect(withoutExamplesOf(train, undefined)).toBe(train);
   });
 });
