@@ -7,6 +7,7 @@
 import type { Manifest, ModelEntry } from '../shared/manifest.ts';
 import { ClientError } from './decode.ts';
 import { ortHeapBytes, ortInitialHeapBytes, type Ort } from './ort.ts';
+import { markStartup } from './startup.ts';
 import { verifiedModelBytes, type ModelStore } from './store.ts';
 
 type Session = Awaited<ReturnType<Ort['InferenceSession']['create']>>;
@@ -29,6 +30,8 @@ interface Slot {
   /** Runs in progress; a session in use is never released under them. */
   active: number;
   error?: string;
+  /** Startup marks are taken once per model (first verified read, session, run), so they stay few. */
+  marked: { bytes?: true; session?: true; run?: true };
 }
 
 /** Until a session is made, assume weights plus working memory of about four times the file. */
@@ -47,7 +50,7 @@ export class ModelPool {
     /** Bytes of wasm heap the cached sessions may use together. */
     readonly budgetBytes = 96 * 2 ** 20,
   ) {
-    for (const entry of manifest.models) this.slots.set(entry.id, { entry, cost: estimateCost(entry), measured: false, lastUsed: 0, active: 0 });
+    for (const entry of manifest.models) this.slots.set(entry.id, { entry, cost: estimateCost(entry), measured: false, lastUsed: 0, active: 0, marked: {} });
   }
 
   get heapBytes(): number {
@@ -83,6 +86,10 @@ export class ModelPool {
       let bytes: Uint8Array;
       try {
         bytes = await verifiedModelBytes(this.store, slot.entry);
+        if (!slot.marked.bytes) {
+          slot.marked.bytes = true;
+          markStartup(`model-verified:${slot.entry.id}`);
+        }
       } catch (err) {
         // Integrity failures are permanent for this process: the file will not fix itself.
         slot.error = (err as Error).message;
@@ -103,6 +110,10 @@ export class ModelPool {
       if (grew > 0) slot.cost = grew;
       slot.measured = grew > 0 || slot.measured;
       slot.ready = session;
+      if (!slot.marked.session) {
+        slot.marked.session = true;
+        markStartup(`session-created:${slot.entry.id}`);
+      }
       return session;
     });
     this.queue = run.catch(() => undefined);
@@ -147,6 +158,10 @@ export class ModelPool {
     tensor.dispose();
     logits.dispose();
     this.inferences.set(entry.id, (this.inferences.get(entry.id) ?? 0) + batch);
+    if (slot && !slot.marked.run) {
+      slot.marked.run = true;
+      markStartup(`first-run:${entry.id}`);
+    }
     return Array.from({ length: batch }, (_, i) => data.slice(i * k, (i + 1) * k));
   }
 }

@@ -4,9 +4,9 @@
  * FACET_API_KEY, FACET_CORS (comma-separated origins or *). Also used by Bun and Deno (see
  * bun.ts, deno.ts), which differ only in how they listen.
  */
-import { createApp, type FacetApp } from './app.ts';
-import { FsModelStore } from './store-fs.ts';
-import { compileWasmFromNodeModules } from './wasm-files.ts';
+import type { FacetApp } from './app.ts';
+import { markStartup } from './startup.ts';
+import { compileWasmFromNodeModules, type CompiledWasm } from './wasm-files.ts';
 
 export interface ServerConfig {
   port: number;
@@ -37,9 +37,19 @@ export async function serverConfig(argv: string[], env: Record<string, string | 
   };
 }
 
-export async function buildServerApp(config: ServerConfig): Promise<FacetApp> {
-  const wasm = await compileWasmFromNodeModules();
-  return createApp({ store: new FsModelStore(config.modelsDir), wasm, apiKey: config.apiKey, cors: config.cors });
+/**
+ * Build the app. Pass `wasm` when its compile was started earlier (entries start it before
+ * anything else). The app's modules (hono, zod, onnxruntime-web, the codecs: most of the
+ * JavaScript) are imported here, not at the top, so that evaluating them overlaps that compile;
+ * in the esbuild bundle a dynamic import becomes a deferred module initialiser, so the same
+ * holds for dist/edge-node.mjs.
+ */
+export async function buildServerApp(config: ServerConfig, wasm: Promise<CompiledWasm> = compileWasmFromNodeModules()): Promise<FacetApp> {
+  const [{ createApp }, { FsModelStore }] = await Promise.all([import('./app.ts'), import('./store-fs.ts')]);
+  markStartup('modules-loaded');
+  const facet = await createApp({ store: new FsModelStore(config.modelsDir), wasm: await wasm, apiKey: config.apiKey, cors: config.cors });
+  markStartup('app-created');
+  return facet;
 }
 
 /** Print a one-line startup failure (e.g. an invalid manifest) and exit non-zero. */
@@ -50,11 +60,16 @@ export function startupFailed(err: unknown): never {
 
 /** Starts the server from the command line; exported for scripts/serve-node.mjs, which runs the bundle of this file. */
 export async function main(): Promise<void> {
+  markStartup('entry');
+  const wasm = compileWasmFromNodeModules();
+  // An unhandled rejection would end the process before buildServerApp reports it properly.
+  wasm.catch(() => undefined);
   const { existsSync } = await import('node:fs');
   const { serve } = await import('@hono/node-server');
   const config = await serverConfig(process.argv.slice(2), process.env, existsSync);
-  const { app } = await buildServerApp(config);
+  const { app } = await buildServerApp(config, wasm);
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+    markStartup('listening');
     console.log(`facet edge (node) serving ${config.modelsDir} on http://${config.host}:${info.port}`);
   });
   const stop = () => server.close(() => process.exit(0));

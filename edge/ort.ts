@@ -7,6 +7,7 @@
  * Wrapping instantiate also hands us ORT's linear memory, which is what the memory budget counts.
  */
 import * as ort from 'onnxruntime-web/wasm';
+import { markStartup } from './startup.ts';
 
 export type Ort = typeof ort;
 
@@ -45,6 +46,7 @@ export function configureOrt(wasmModule: WebAssembly.Module): Ort {
     const instance = (await original(wasmModule, imports)) as WebAssembly.Instance;
     ortMemory = findMemory(instance.exports, imports);
     initialHeap = ortMemory?.buffer.byteLength ?? 0;
+    markStartup('ort-instantiated');
     return { instance, module: wasmModule };
   };
   (WebAssembly as { instantiate: unknown }).instantiate = patched;

@@ -1,6 +1,6 @@
 /** Start the edge service for real on each runtime (tests and benchmarks share this). */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
@@ -46,12 +46,20 @@ export function runtimeBinary(name: 'bun' | 'deno'): { path?: string; reason?: s
   return { reason: `no working ${name} binary in node_modules (looked at ${candidates.join(', ')}); run npm install with its install script approved` };
 }
 
+export interface PrebuiltWorker {
+  /** A wrangler config that serves the prebuilt bundle unbundled (for `wrangler dev -c`). */
+  config: string;
+  /** `workerd serve` on the same bundle, without wrangler: the serving runtime alone. */
+  workerdServe: (port: number) => { cmd: string; args: string[] };
+  cleanup: () => void;
+}
+
 /**
  * Build the Worker once (`wrangler deploy --dry-run`) and a config that serves that bundle
  * unbundled. wrangler dev otherwise watches the sources and restarts the worker, mid-request,
  * whenever a file under edge/ or shared/ changes; this way the test serves exactly the upload.
  */
-export function prebuiltWorker(modelsDir: string): { config: string; cleanup: () => void } {
+export function prebuiltWorker(modelsDir: string): PrebuiltWorker {
   const dir = mkdtempSync(join(tmpdir(), 'facet-worker-'));
   execFileSync(process.execPath, [require.resolve('wrangler/bin/wrangler.js'), 'deploy', '--dry-run', '--outdir', join(dir, 'dist'), '--assets', modelsDir], {
     env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
@@ -75,13 +83,44 @@ export function prebuiltWorker(modelsDir: string): { config: string; cleanup: ()
       'run_worker_first = true',
     ].join('\n') + '\n',
   );
-  return { config, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const workerdServe = (port: number) => {
+    // The upload's modules as workerd modules (the .wasm ones precompiled, as CompiledWasm
+    // gives them on Workers), and ASSETS as a read-only disk service over the models folder:
+    // it answers GET /<file> with the file, which is all FetchModelStore asks of it.
+    const files = readdirSync(join(dir, 'dist')).filter((f) => f.endsWith('.js') || f.endsWith('.wasm'));
+    const modules = ['worker.js', ...files.filter((f) => f !== 'worker.js')].map((f) => `(name = ${JSON.stringify(f)}, ${f.endsWith('.wasm') ? 'wasm' : 'esModule'} = embed ${JSON.stringify(`dist/${f}`)})`);
+    const capnp = join(dir, `workerd-${port}.capnp`);
+    writeFileSync(
+      capnp,
+      `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [(name = "main", worker = .facet), (name = "assets", disk = (path = ${JSON.stringify(resolve(modelsDir))}, writable = false))],
+  sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],
+);
+const facet :Workerd.Worker = (
+  modules = [${modules.join(', ')}],
+  compatibilityDate = "2025-09-01",
+  bindings = [(name = "ASSETS", service = "assets")],
+);
+`,
+    );
+    return { cmd: workerdBinary(), args: ['serve', capnp] };
+  };
+  return { config, workerdServe, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The workerd binary wrangler runs (wrangler → miniflare → workerd). */
+export function workerdBinary(): string {
+  const miniflare = createRequire(require.resolve('wrangler/package.json'));
+  const workerd = createRequire(miniflare.resolve('miniflare'));
+  return resolve(workerd.resolve('workerd/package.json'), '..', 'bin', 'workerd');
 }
 
 export function command(runtime: RuntimeName, port: number, modelsDir: string, extraPort: number, workerConfig?: string): { cmd: string; args: string[]; env?: Record<string, string> } {
   switch (runtime) {
     case 'node':
-      return { cmd: process.execPath, args: ['--import', 'tsx', 'edge/node.ts', '--port', String(port), '--models', modelsDir] };
+      // What `npm run serve:node` runs: the esbuild bundle with plain node (rebuilt first if stale).
+      return { cmd: process.execPath, args: ['scripts/serve-node.mjs', '--port', String(port), '--models', modelsDir] };
     case 'bun':
       return { cmd: runtimeBinary('bun').path!, args: ['edge/bun.ts', '--port', String(port), '--models', modelsDir] };
     case 'deno':
