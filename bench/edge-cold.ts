@@ -1,95 +1,227 @@
 /**
- * Cold start of the Node edge server (issue 5: ≤ 500 ms from process start to first answer),
- * measured as bench/edge.ts does: spawn the server, poll /healthz, then POST a 28×28 PNG to
- * /v1/classify for the smallest subtask model; both times count from the spawn. It polls every
- * 10 ms (bench/edge.ts: 100 ms) so the figures resolve the difference between the ways of
- * starting. Runs the variants interleaved, `--runs` times each, and prints and writes
- * medians and minima to bench/results/edge-cold.json.
+ * Cold start of the edge server on every runtime (issue 5: ≤ 500 ms from process start to the
+ * first classify answer), with a breakdown of where the time goes.
  *
- *   npm run bench:edge-cold [-- --runs 7] [--models DIR] [--out bench/results/edge-cold.json]
+ * Each variant is spawned fresh; the bench polls /healthz every 10 ms, then POSTs a 28×28 PNG
+ * to /v1/classify for the smallest subtask model; both times count from the spawn. Node, Bun
+ * and Deno run with FACET_TRACE_STARTUP=1, so the server prints its phase marks
+ * (edge/startup.ts: entry, modules-loaded, wasm-compiled, app-created, listening,
+ * model-verified, ort-instantiated, session-created, first-run; ms since its process started).
+ * For Workers two hosts are measured apart: `workerd serve` on the prebuilt upload bundle
+ * (the serving runtime alone), and `wrangler dev` as `npm start` runs it (wrangler's own
+ * start-up and esbuild bundling in front of the same workerd). The variants run interleaved,
+ * `--runs` times each; the bench prints and writes medians.
+ *
+ *   npm run bench:edge-cold [-- --runs 5] [--models DIR] [--only node-bundle,deno]
+ *                            [--before DIR] [--out bench/results/edge-cold.json]
+ *
+ * --before DIR adds the Node/Bun/Deno variants run from another checkout of the repository
+ * (e.g. `git archive` of an older commit, with node_modules and models linked in), so a change
+ * is measured side by side with what it replaces, on the same machine in the same minutes.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
-import { DEFAULT_MODELS } from '../edge/node.ts';
+import { dirname, join, resolve } from 'node:path';
+import { parseStartupMarks, type StartupMark } from '../edge/startup.ts';
 import { parseManifest } from '../shared/manifest.ts';
 import { buildEdge } from '../scripts/build-edge.ts';
-import { freePort } from '../test/edge/servers.ts';
+import { DEFAULT_MODELS } from '../edge/node.ts';
+import { freePort, prebuiltWorker, runtimeBinary, type PrebuiltWorker } from '../test/edge/servers.ts';
 
-const argv = process.argv.slice(2);
-const arg = (name: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined);
-const runs = Number(arg('runs') ?? 5);
-const modelsDir = arg('models') ?? DEFAULT_MODELS.find((d) => existsSync(`${d}/manifest.json`))!;
-const outPath = arg('out') ?? 'bench/results/edge-cold.json';
-const manifest = parseManifest(JSON.parse(readFileSync(join(modelsDir, 'manifest.json'), 'utf8')), modelsDir);
-const smallest = manifest.models.filter((m) => m.subtask).sort((a, b) => a.macs - b.macs)[0]!;
+const wrangler = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js');
 const body = Uint8Array.from(readFileSync('test/fixtures/edge/images/shirt.png'));
 
-/** The ways of starting the Node server compared; each gets `--port P --models DIR` appended. */
-const VARIANTS: Record<string, { cmd: string; args: string[] }> = {
-  // What `npm run serve:node` ran before: the tsx CLI, which starts node again with its loader.
-  'tsx edge/node.ts (before)': { cmd: 'node_modules/.bin/tsx', args: ['edge/node.ts'] },
-  'node scripts/serve-node.mjs (now)': { cmd: process.execPath, args: ['scripts/serve-node.mjs'] },
-  // The same with npm's own start-up in front, as a user types it.
-  'npm run serve:node (now)': { cmd: 'npm', args: ['run', '--silent', 'serve:node', '--'] },
-};
+/** How to start one variant on a port (`extra`: a second free port, for wrangler's inspector). */
+type Variant = (port: number, extra: number) => { cmd: string; args: string[]; cwd?: string; env?: Record<string, string> };
 
-async function coldStart({ cmd, args }: { cmd: string; args: string[] }): Promise<{ healthzMs: number; firstClassifyMs: number }> {
-  const port = await freePort();
+export interface ColdStartOptions {
+  modelsDir: string;
+  runs: number;
+  /** Another checkout to run the Node/Bun/Deno variants from as well, marked "(before)". */
+  before?: string;
+  /** Variant names (or prefixes before " (") to run; all when absent. */
+  only?: string[];
+}
+
+function variants(options: ColdStartOptions, worker: PrebuiltWorker): Record<string, Variant> {
+  const { modelsDir, before, only } = options;
+  const local = (port: number) => ['--port', String(port), '--models', modelsDir];
+  const bun = runtimeBinary('bun');
+  const deno = runtimeBinary('deno');
+  if (bun.reason) console.warn(`bun skipped: ${bun.reason}`);
+  if (deno.reason) console.warn(`deno skipped: ${deno.reason}`);
+  const denoArgs = ['run', '--allow-net', '--allow-read', '--allow-env', 'edge/deno.ts'];
+  const v: Record<string, Variant> = {
+    // What `npm run serve:node` runs, without npm's own start-up in front.
+    'node-bundle': (port) => ({ cmd: process.execPath, args: ['scripts/serve-node.mjs', ...local(port)] }),
+    // The same with V8's default wasm tiering (edge/wasm-files.ts: WASM_TIERING_BUDGET off).
+    'node-bundle, default tiering': (port) => ({ cmd: process.execPath, args: ['scripts/serve-node.mjs', ...local(port)], env: { FACET_WASM_TIERING_BUDGET: 'default' } }),
+    'node-tsx': (port) => ({ cmd: process.execPath, args: ['--import', 'tsx', 'edge/node.ts', ...local(port)] }),
+  };
+  if (bun.path) v.bun = (port) => ({ cmd: resolve(bun.path!), args: ['edge/bun.ts', ...local(port)] });
+  if (deno.path) v.deno = (port) => ({ cmd: resolve(deno.path!), args: [...denoArgs, ...local(port)] });
+  // The serving runtime alone: workerd on the upload bundle, as Workers would run it.
+  v['workerd serve'] = (port) => worker.workerdServe(port);
+  // What `npm start` runs: wrangler bundles edge/worker.ts with esbuild, then starts workerd behind its proxy.
+  v['wrangler dev'] = (port, extra) => ({
+    cmd: process.execPath,
+    args: [wrangler, 'dev', '--assets', modelsDir, '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(extra), '--log-level', 'warn'],
+    env: { WRANGLER_SEND_METRICS: 'false' },
+  });
+  if (before) {
+    v['node-bundle (before)'] = (port) => ({ cmd: process.execPath, args: ['scripts/serve-node.mjs', ...local(port)], cwd: before });
+    if (bun.path) v['bun (before)'] = (port) => ({ cmd: resolve(bun.path!), args: ['edge/bun.ts', ...local(port)], cwd: before });
+    if (deno.path) v['deno (before)'] = (port) => ({ cmd: resolve(deno.path!), args: [...denoArgs, ...local(port)], cwd: before });
+  }
+  return only ? Object.fromEntries(Object.entries(v).filter(([k]) => only.some((o) => k === o || k.startsWith(`${o} (`)))) : v;
+}
+
+export interface Sample {
+  healthzMs: number;
+  firstClassifyMs: number;
+  marks: StartupMark[];
+}
+
+async function coldStart(name: string, variant: Variant, subtask: string): Promise<Sample> {
+  const [port, extra] = [await freePort(), await freePort()];
+  const { cmd, args, cwd, env } = variant(port, extra);
   const started = performance.now();
-  // Its own process group, so that stopping it also stops what npm or tsx started.
-  const child = spawn(cmd, [...args, '--port', String(port), '--models', modelsDir], { detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FACET_API_KEY: '' } });
-  let stderr = '';
-  child.stderr!.on('data', (d) => (stderr += d));
+  // Its own process group, so that stopping it also stops what wrangler started.
+  const child = spawn(cmd, args, { cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env, FACET_API_KEY: '', FACET_TRACE_STARTUP: '1', NO_COLOR: '1' } });
+  let output = '';
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
   try {
     let healthzMs: number | undefined;
     while (healthzMs === undefined) {
-      if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${stderr}`);
-      if (performance.now() - started > 60_000) throw new Error(`no /healthz answer within 60 s: ${stderr}`);
+      if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}: ${output}`);
+      if (performance.now() - started > 60_000) throw new Error(`${name}: no /healthz answer within 60 s: ${output}`);
       try {
         if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) healthzMs = performance.now() - started;
       } catch {
         await new Promise((r) => setTimeout(r, 10));
       }
     }
-    const res = await fetch(`http://127.0.0.1:${port}/v1/classify?subtask=${encodeURIComponent(smallest.subtask!)}`, { method: 'POST', body, headers: { 'content-type': 'image/png' } });
+    const res = await fetch(`http://127.0.0.1:${port}/v1/classify?subtask=${encodeURIComponent(subtask)}`, { method: 'POST', body, headers: { 'content-type': 'image/png' } });
     await res.arrayBuffer();
-    if (!res.ok) throw new Error(`first classify answered ${res.status}`);
-    return { healthzMs, firstClassifyMs: performance.now() - started };
+    if (!res.ok) throw new Error(`${name}: first classify answered ${res.status}`);
+    const firstClassifyMs = performance.now() - started;
+    // The last marks are printed just before the answer is written; give the pipe a moment.
+    await new Promise((r) => setTimeout(r, 20));
+    return { healthzMs, firstClassifyMs, marks: parseStartupMarks(output) };
   } finally {
-    const exited = new Promise((r) => child.once('exit', r));
-    if (child.exitCode === null) process.kill(-child.pid!, 'SIGTERM');
-    await exited;
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      process.kill(-child.pid!, 'SIGTERM');
+      await exited;
+    }
   }
 }
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-const round = (x: number) => Math.round(x);
+const round = (x: number) => (Number.isFinite(x) ? Math.round(x) : undefined);
 
-// A fresh bundle, so no measured start pays for a rebuild.
-const built = await buildEdge();
-console.log(`bundle: ${built.out} (${(built.bytes / 1024).toFixed(0)} KiB); models ${modelsDir}, subtask ${smallest.subtask}; ${runs} runs each, interleaved; load average ${loadavg()[0]!.toFixed(2)} on ${cpus().length} CPUs`);
-const samples = new Map(Object.keys(VARIANTS).map((k) => [k, [] as { healthzMs: number; firstClassifyMs: number }[]]));
-for (let i = 0; i < runs; i++) for (const [name, variant] of Object.entries(VARIANTS)) samples.get(name)!.push(await coldStart(variant));
-const rows = [...samples].map(([variant, s]) => ({
-  variant,
-  healthzMedianMs: round(median(s.map((x) => x.healthzMs))),
-  firstClassifyMedianMs: round(median(s.map((x) => x.firstClassifyMs))),
-  firstClassifyMinMs: round(Math.min(...s.map((x) => x.firstClassifyMs))),
-  firstClassifyMaxMs: round(Math.max(...s.map((x) => x.firstClassifyMs))),
-}));
-console.table(rows);
+/** Phases in the order they happen, with the model-specific marks named generically. */
+export const PHASES = ['entry', 'modules-loaded', 'wasm-compiled', 'app-created', 'listening', 'model-verified', 'ort-instantiated', 'session-created', 'first-run'] as const;
+const phaseOf = (mark: string) => mark.replace(/:.*$/, '');
 
-const result = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, loadAverage: loadavg()[0], modelsDir, subtask: smallest.subtask, runs, rows, samples: Object.fromEntries(samples) };
-mkdirSync(dirname(outPath), { recursive: true });
-const tmp = `${outPath}.${process.pid}.tmp`;
-const fd = openSync(tmp, 'w');
-writeSync(fd, JSON.stringify(result, null, 1) + '\n');
-fsyncSync(fd);
-closeSync(fd);
-renameSync(tmp, outPath);
-console.log(`wrote ${outPath}`);
+export interface ColdStartRow {
+  variant: string;
+  healthzMs: number;
+  firstClassifyMs: number;
+  firstClassifyMinMs: number;
+  /** Median time of each phase mark, ms since the server's process start (absent on workerd). */
+  phases: Record<string, number | undefined>;
+}
+
+/** Start every variant `runs` times, interleaved; medians per variant. */
+export async function measureColdStarts(options: ColdStartOptions): Promise<{ subtask: string; rows: ColdStartRow[]; samples: Record<string, Sample[]> }> {
+  const manifest = parseManifest(JSON.parse(readFileSync(join(options.modelsDir, 'manifest.json'), 'utf8')), options.modelsDir);
+  const subtask = manifest.models.filter((m) => m.subtask).sort((a, b) => a.macs - b.macs)[0]!.subtask!;
+  // Fresh bundles, so no measured start pays for a rebuild.
+  await buildEdge();
+  const worker = prebuiltWorker(options.modelsDir);
+  const all = variants(options, worker);
+  const samples = new Map(Object.keys(all).map((k) => [k, [] as Sample[]]));
+  try {
+    for (let i = 0; i < options.runs; i++) for (const [name, variant] of Object.entries(all)) samples.get(name)!.push(await coldStart(name, variant, subtask));
+  } finally {
+    worker.cleanup();
+  }
+  const rows = [...samples].map(([variant, s]) => {
+    const phases: Record<string, number | undefined> = {};
+    for (const p of PHASES) phases[p] = round(median(s.map((x) => x.marks.find((m) => phaseOf(m.phase) === p)?.ms).filter((x): x is number => x !== undefined)));
+    return {
+      variant,
+      healthzMs: round(median(s.map((x) => x.healthzMs)))!,
+      firstClassifyMs: round(median(s.map((x) => x.firstClassifyMs)))!,
+      firstClassifyMinMs: round(Math.min(...s.map((x) => x.firstClassifyMs)))!,
+      phases,
+    };
+  });
+  return { subtask, rows, samples: Object.fromEntries(samples) };
+}
+
+export function printColdStarts(rows: ColdStartRow[]): void {
+  console.log('\nCold start: medians, ms from spawn (healthz, first classify), and phases inside the server, ms from its process start:');
+  console.table(rows.map((r) => ({ variant: r.variant, healthz: r.healthzMs, 'first classify': r.firstClassifyMs, min: r.firstClassifyMinMs, '≤500': r.firstClassifyMs <= 500 ? 'yes' : 'no', ...r.phases })));
+  // The same as durations: what each phase added.
+  console.log('Phase durations (ms; "session" includes the initialisation of ORT on the first session):');
+  console.table(
+    rows
+      .filter((r) => r.phases.entry !== undefined)
+      .map((r) => {
+        const p = r.phases as Record<(typeof PHASES)[number], number>;
+        return {
+          variant: r.variant,
+          'to entry': p.entry,
+          'app modules': p['modules-loaded'] - p.entry,
+          'wasm compiled (from entry)': p['wasm-compiled'] - p.entry,
+          'app created': p['app-created'] - Math.max(p['modules-loaded'], p['wasm-compiled']),
+          listening: p.listening - p['app-created'],
+          'request, read+sha256': p['model-verified'] - p.listening,
+          'ort instantiate': p['ort-instantiated'] - p['model-verified'],
+          session: p['session-created'] - p['ort-instantiated'],
+          'first run': p['first-run'] - p['session-created'],
+        };
+      }),
+  );
+  const befores = rows.filter((r) => r.variant.endsWith('(before)'));
+  if (befores.length) {
+    console.log('Now vs before (first classify, median):');
+    console.table(
+      befores.map((b) => {
+        const now = rows.find((r) => r.variant === b.variant.replace(' (before)', ''))!;
+        return { runtime: now.variant, beforeMs: b.firstClassifyMs, nowMs: now.firstClassifyMs, 'now/before': +(now.firstClassifyMs / b.firstClassifyMs).toFixed(2) };
+      }),
+    );
+  }
+  const w = rows.find((r) => r.variant === 'workerd serve');
+  const wd = rows.find((r) => r.variant === 'wrangler dev');
+  if (w && wd) console.log(`wrangler dev − workerd serve: ${wd.healthzMs - w.healthzMs} ms to /healthz, ${wd.firstClassifyMs - w.firstClassifyMs} ms to the first classify (wrangler's own start-up and bundling)`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('bench/edge-cold.ts')) {
+  const argv = process.argv.slice(2);
+  const arg = (name: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined);
+  const modelsDir = resolve(arg('models') ?? DEFAULT_MODELS.find((d) => existsSync(`${d}/manifest.json`))!);
+  const outPath = arg('out') ?? 'bench/results/edge-cold.json';
+  const runs = Number(arg('runs') ?? 5);
+  console.log(`bench:edge-cold: models ${modelsDir}; ${runs} runs each, interleaved; load average ${loadavg()[0]!.toFixed(2)} on ${cpus().length} CPUs (a shared machine: compare rows of one run, not runs)`);
+  const measured = await measureColdStarts({ modelsDir, runs, before: arg('before') ? resolve(arg('before')!) : undefined, only: arg('only')?.split(',') });
+  printColdStarts(measured.rows);
+  const result = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, loadAverageAtEnd: loadavg()[0], modelsDir, runs, ...measured };
+  mkdirSync(dirname(outPath), { recursive: true });
+  const tmp = `${outPath}.${process.pid}.tmp`;
+  const fd = openSync(tmp, 'w');
+  writeSync(fd, JSON.stringify(result, null, 1) + '\n');
+  fsyncSync(fd);
+  closeSync(fd);
+  renameSync(tmp, outPath);
+  console.log(`wrote ${outPath}`);
+}
