@@ -261,6 +261,7 @@ export const CompileConfig = z
       .object({
         calibrationPerClass: z.number().int().min(2),
         method: z.enum(['ratio', 'greedy']),
+        wEpsilon: z.number().positive(),
         recalibrationImages: z.number().int().positive(),
         epochs: z.number().int().positive(),
         batchSize: z.number().int().min(4),

@@ -31,6 +31,8 @@ export interface SubtaskTuning {
   calibrationPerClass: number;
   /** Stage I: uniform keep ratio tuned to the MACs target, or the global greedy. */
   method: 'ratio' | 'greedy';
+  /** Stage II ridge term on S_w (1e-8 as specified; larger values are ridge-regularised LDA, docs/catro.md). */
+  wEpsilon: number;
   /** Images for BN re-estimation right after pruning (all selectors alike). */
   recalibrationImages: number;
   epochs: number;
@@ -51,6 +53,7 @@ export interface SubtaskTuning {
 export const DEFAULT_SUBTASK_TUNING: SubtaskTuning = {
   calibrationPerClass: 50,
   method: 'ratio',
+  wEpsilon: 1e-8,
   recalibrationImages: 512,
   epochs: 2,
   batchSize: 128,
@@ -126,6 +129,7 @@ export async function pruneSubtask(input: SubtaskInput, selector: Selector, widt
     result = await catroPrune(input.graph, input.params, calib, tfjsTapRunner, {
       classes: input.classes,
       budget: { flops: input.flops, method: input.tuning.method },
+      wEpsilon: input.tuning.wEpsilon,
     });
   } else {
     if (!widths) throw new Error(`pruneSubtask: the ${selector} baseline needs the widths CATRO chose`);
