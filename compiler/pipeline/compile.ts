@@ -12,7 +12,7 @@ import { DEGRADATION_KINDS, type DegradationKind } from '../../shared/manifest.t
 import { canonicalJson, runStage, writeFileAtomic, type StageResult } from './cache.ts';
 import type { CompileConfig } from './config.ts';
 import type { EvalResult } from './evaluate.ts';
-import { planCompile, type Plan, type StageKind, type StageSpec } from './plan.ts';
+import { planCompile, type Plan, type PlanOptions, type StageKind, type StageSpec } from './plan.ts';
 import { modelRow, oracleRow, REFERENCE_FASHION_MNIST, renderReportHtml, REPORT_SCHEMA, type Report, type ReportRow, type StageTiming } from './report.ts';
 
 /** Written by every eval stage: the {@link EvalResult} as JSON. */
@@ -64,7 +64,7 @@ export interface CompileOptions {
   config: CompileConfig;
   cacheDir: string;
   outDir: string;
-  baselines: boolean;
+  baselines: PlanOptions['baselines'];
   quick: boolean;
   data: CompileData;
   impls: StageImpls;

@@ -45,8 +45,11 @@ export interface EvalTarget {
   clean: boolean;
 }
 
+export type BaselineStage = 'vanilla' | 'fusing';
+
 export interface PlanOptions {
-  baselines: boolean;
+  /** Vanilla and Fusing (`true`, as `--baselines`), or only the ones listed (a seed study needs Fusing only). */
+  baselines: boolean | readonly BaselineStage[];
   quick: boolean;
 }
 
@@ -72,19 +75,18 @@ export function planCompile(config: CompileConfig, opts: PlanOptions): Plan {
   const degradeIds = DEGRADATION_KINDS.map((k) => `degrade-${k}`);
   specs.push({ id: 'fusion', kind: 'fusion', config: { data, model, seed, degradations, fusion: stages.fusion }, deps: degradeIds, data: ['train'] });
   specs.push({ id: 'distill', kind: 'distill', config: { ...training, stage: stages.distill, degradations }, deps: ['fusion', ...degradeIds], data: ['train'] });
-  if (opts.baselines) {
-    specs.push({ id: 'vanilla', kind: 'vanilla', config: { ...training, stage: fineTune, degradations }, deps: ['base'], data: ['train'] });
-    specs.push({ id: 'fusing', kind: 'fusing', config: { ...training, stage: fineTune, degradations }, deps: ['fusion'], data: ['train'] });
-  }
+  const baseline = (b: BaselineStage) => opts.baselines === true || (Array.isArray(opts.baselines) && opts.baselines.includes(b));
+  if (baseline('vanilla')) specs.push({ id: 'vanilla', kind: 'vanilla', config: { ...training, stage: fineTune, degradations }, deps: ['base'], data: ['train'] });
+  if (baseline('fusing')) specs.push({ id: 'fusing', kind: 'fusing', config: { ...training, stage: fineTune, degradations }, deps: ['fusion'], data: ['train'] });
 
   const all = [...DEGRADATION_KINDS];
   const evals: EvalTarget[] = [
     { row: 'base', label: 'Base', model: { stage: 'base', file: PARAMS_FILE }, kinds: all, clean: true },
     ...DEGRADATION_KINDS.map((k): EvalTarget => ({ row: `oracle-${k}`, label: `Oracle (${k})`, model: { stage: `degrade-${k}`, file: PARAMS_FILE }, kinds: [k], clean: false })),
-    ...(opts.baselines ? [{ row: 'vanilla', label: 'Vanilla fine-tune', model: { stage: 'vanilla', file: PARAMS_FILE }, kinds: all, clean: true }] : []),
+    ...(baseline('vanilla') ? [{ row: 'vanilla', label: 'Vanilla fine-tune', model: { stage: 'vanilla', file: PARAMS_FILE }, kinds: all, clean: true }] : []),
     { row: 'soup-copy', label: 'ModelSoups, BN copied', model: { stage: 'fusion', file: FUSION_FILES.soupCopy }, kinds: all, clean: true },
     { row: 'soup-recal', label: 'ModelSoups, BN recalibrated', model: { stage: 'fusion', file: FUSION_FILES.soupRecal }, kinds: all, clean: true },
-    ...(opts.baselines ? [{ row: 'fusing', label: 'Fusing', model: { stage: 'fusing', file: PARAMS_FILE }, kinds: all, clean: true }] : []),
+    ...(baseline('fusing') ? [{ row: 'fusing', label: 'Fusing', model: { stage: 'fusing', file: PARAMS_FILE }, kinds: all, clean: true }] : []),
     { row: 'fusiondistill', label: 'FusionDistill', model: { stage: 'distill', file: PARAMS_FILE }, kinds: all, clean: true },
   ];
   // The batch size does not change what is measured, so it stays out of the key.

@@ -93,6 +93,8 @@ describe('compile orchestration', () => {
     expect(withBaselines.stages.map((s) => s.id).filter((id) => !plan.stages.some((s) => s.id === id))).toEqual(['vanilla', 'fusing', 'eval-vanilla', 'eval-fusing']);
     expect(dependents(withBaselines, 'base')).toContain('vanilla');
     expect(dependents(withBaselines, 'fusion')).toEqual(['distill', 'fusing', 'eval-soup-copy', 'eval-soup-recal', 'eval-fusing', 'eval-fusiondistill']);
+    const fusingOnly = planCompile(config, { baselines: ['fusing'], quick: false });
+    expect(fusingOnly.stages.map((s) => s.id).filter((id) => !plan.stages.some((s) => s.id === id))).toEqual(['fusing', 'eval-fusing']);
   });
 
   it('runs every stage once, writes the report, and a rerun does no work', async () => {
