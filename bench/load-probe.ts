@@ -1,0 +1,71 @@
+/**
+ * Investigation tool for the wrangler dev memory growth (issue 6): serve a Worker (ours, or a
+ * trivial one) under wrangler dev or under workerd directly, fire the load run's requests, and
+ * sample the resident memory of every process in the tree after each slice.
+ *
+ *   tsx bench/load-probe.ts [--worker facet|trivial] [--host wrangler|workerd] [--requests 20000]
+ *                           [--slice 2500] [--models DIR] [--wrangler-args "..."] [--v8-flags "..."]
+ *   PROBE_GC=1     force a full GC in the Worker's isolate at the end (inspector) and read its heap
+ *   PROBE_SMAPS=1  print each workerd's resident memory by kind of mapping at the end
+ *
+ * Findings (2026-11-26, bench/results/load.json has the load run itself): under wrangler dev the
+ * runtime workerd grows as much with a trivial Worker as with ours; `workerd serve` alone grows
+ * with the trivial Worker too; with V8's heap capped (--v8-flags "--max-old-space-size=16
+ * --max-semi-space-size=1") the trivial Worker's workerd levels off; wrangler's --log-level,
+ * --show-interactive-dev-session=false and --live-reload=false change nothing.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { DEFAULT_MODELS } from '../edge/node.ts';
+import { collectGarbage, fire, loadRequests, startWorker, type WorkerKind, type WorkerHost } from './load-workerd.ts';
+
+const argv = process.argv.slice(2);
+const arg = (name: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined);
+const worker = (arg('worker') ?? 'facet') as WorkerKind;
+const host = (arg('host') ?? 'wrangler') as WorkerHost;
+const total = Number(arg('requests') ?? 20_000);
+const slice = Number(arg('slice') ?? 2500);
+const extra = arg('wrangler-args')?.split(' ').filter(Boolean) ?? [];
+const modelsDir = arg('models') ?? DEFAULT_MODELS.find((d) => existsSync(`${d}/manifest.json`))!;
+
+/** Resident MiB by kind of mapping: the malloc heap, anonymous mmaps by size class, files. */
+function smapsSummary(pid: number): Record<string, number> {
+  const text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  const sums: Record<string, number> = {};
+  let key = '';
+  for (const line of text.split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      const size = (parseInt(head[2]!, 16) - parseInt(head[1]!, 16)) / 1024;
+      const name = head[3]!;
+      key = name ? (name.startsWith('/') ? 'file' : name) : size <= 256 ? 'anon<=256K' : size <= 2048 ? 'anon<=2M' : size <= 65536 ? 'anon<=64M' : 'anon>64M';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) sums[key] = +((sums[key] ?? 0) + Number(rss[1]) / 1024).toFixed(1);
+  }
+  return sums;
+}
+
+const server = await startWorker({ worker, host, modelsDir, extraArgs: extra, v8Flags: arg('v8-flags')?.split(' ').filter(Boolean) });
+try {
+  const requests = loadRequests(JSON.parse(readFileSync(`${modelsDir}/manifest.json`, 'utf8')));
+  const MiB = 2 ** 20;
+  const show = (done: number) => {
+    const tree = server.tree();
+    console.log(`${String(done).padStart(6)} req: ` + tree.map((p) => `${p.role === 'other' ? p.comm : p.role} ${p.pid} ${(p.rssBytes / MiB).toFixed(1)} MiB`).join(' | '));
+  };
+  show(0);
+  for (let done = 0; done < total; done += slice) {
+    const r = await fire(server.url, Math.min(slice, total - done), requests, 32);
+    show(done + slice);
+    console.log(`  ${r.result.requests.average.toFixed(0)} req/s, p99 ${r.result.latency.p99} ms, statuses ${JSON.stringify(Object.fromEntries(r.statuses))}, dropped ${r.dropped}`);
+  }
+  if (process.env.PROBE_GC) {
+    const heaps = await collectGarbage(server.inspectorPort, server.url);
+    console.log('after forced GC:', heaps.map((h) => `${h.target} heap ${(h.usedBytes / MiB).toFixed(1)}/${(h.totalBytes / MiB).toFixed(1)} MiB`).join(' | '));
+    show(total);
+  }
+  if (process.env.PROBE_SMAPS) for (const p of server.tree()) if (p.role !== 'wrangler' && p.role !== 'other') console.log(p.role, smapsSummary(p.pid));
+} finally {
+  await server.stop();
+}
