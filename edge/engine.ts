@@ -145,7 +145,10 @@ export class ModelPool {
     const { channels, height, width } = entry.input;
     const tensor = new this.ort.Tensor('float32', input, [batch, channels, height, width]);
     try {
-      const session = await this.session(entry.id);
+      // A loaded session is used as is (no extra await: this is the per-image path).
+      let session = slot?.ready;
+      if (session) slot!.lastUsed = ++this.clock;
+      else session = await this.session(entry.id);
       out = await session.run({ [entry.input.name]: tensor });
     } finally {
       if (slot) slot.active--;
