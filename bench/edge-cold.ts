@@ -28,6 +28,7 @@ import { parseStartupMarks, type StartupMark } from '../edge/startup.ts';
 import { parseManifest } from '../shared/manifest.ts';
 import { buildEdge } from '../scripts/build-edge.ts';
 import { DEFAULT_MODELS } from '../edge/node.ts';
+import { WASM_V8_FLAGS } from '../edge/wasm-files.ts';
 import { freePort, prebuiltWorker, runtimeBinary, type PrebuiltWorker } from '../test/edge/servers.ts';
 
 const wrangler = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js');
@@ -41,7 +42,7 @@ export interface ColdStartOptions {
   runs: number;
   /** Another checkout to run the Node/Bun/Deno variants from as well, marked "(before)". */
   before?: string;
-  /** Variant names (or prefixes before " (") to run; all when absent. */
+  /** Prefixes of the variant names to run (`node-bundle` runs all its variants); all when absent. */
   only?: string[];
 }
 
@@ -56,8 +57,11 @@ function variants(options: ColdStartOptions, worker: PrebuiltWorker): Record<str
   const v: Record<string, Variant> = {
     // What `npm run serve:node` runs, without npm's own start-up in front.
     'node-bundle': (port) => ({ cmd: process.execPath, args: ['scripts/serve-node.mjs', ...local(port)] }),
-    // The same with V8's default wasm tiering (edge/wasm-files.ts: WASM_TIERING_BUDGET off).
-    'node-bundle, default tiering': (port) => ({ cmd: process.execPath, args: ['scripts/serve-node.mjs', ...local(port)], env: { FACET_WASM_TIERING_BUDGET: 'default' } }),
+    // The same with V8's defaults for wasm, and with each of edge/wasm-files.ts's WASM_V8_FLAGS alone.
+    'node-bundle, V8 defaults': (port) => ({ cmd: process.execPath, args: ['scripts/serve-node.mjs', ...local(port)], env: { FACET_WASM_V8_FLAGS: '' } }),
+    ...Object.fromEntries(
+      WASM_V8_FLAGS.map((flag) => [`node-bundle, only ${flag.replace(/=.*/, '')}`, (port: number) => ({ cmd: process.execPath, args: ['scripts/serve-node.mjs', ...local(port)], env: { FACET_WASM_V8_FLAGS: flag } })]),
+    ),
     'node-tsx': (port) => ({ cmd: process.execPath, args: ['--import', 'tsx', 'edge/node.ts', ...local(port)] }),
   };
   if (bun.path) v.bun = (port) => ({ cmd: resolve(bun.path!), args: ['edge/bun.ts', ...local(port)] });
@@ -75,7 +79,7 @@ function variants(options: ColdStartOptions, worker: PrebuiltWorker): Record<str
     if (bun.path) v['bun (before)'] = (port) => ({ cmd: resolve(bun.path!), args: ['edge/bun.ts', ...local(port)], cwd: before });
     if (deno.path) v['deno (before)'] = (port) => ({ cmd: resolve(deno.path!), args: [...denoArgs, ...local(port)], cwd: before });
   }
-  return only ? Object.fromEntries(Object.entries(v).filter(([k]) => only.some((o) => k === o || k.startsWith(`${o} (`)))) : v;
+  return only ? Object.fromEntries(Object.entries(v).filter(([k]) => only.some((o) => k.startsWith(o)))) : v;
 }
 
 export interface Sample {

@@ -32,33 +32,40 @@ export interface CompiledWasm {
 }
 
 /**
- * V8's per-function budget before a wasm function is recompiled by TurboFan, ten times its
- * default (1,800,000). ORT's first session runs a lot of code once (runtime init, kernel
- * registry, graph optimisers); at the default budget V8 queues much of it for TurboFan, and
- * on a 2-core machine those compile jobs take the CPU the first request needs. Measured
- * (Node 20, footwear model, interleaved fresh processes): first session 220–350 ms and first
- * run 13–22 ms, against 650–1200 ms and 90–200 ms at the default; the steady-state run time is
- * the same (0.42 ms), because the inference kernels still tier up within the first ~100 runs.
- * V8 only (Node, Deno); Bun's JavaScriptCore ignores it.
+ * V8 flags for compiling and running ORT's 14 MB binary, set before the first wasm compile.
+ * V8 only (Node, Deno); Bun's JavaScriptCore has no such flags and ignores them.
+ *
+ * --wasm-tiering-budget, ten times V8's default (1,800,000): how much a wasm function runs
+ * before V8 recompiles it with TurboFan. ORT's first session runs a lot of code once (runtime
+ * init, kernel registry, graph optimisers); at the default budget V8 queues much of it for
+ * TurboFan, and on a 2-core machine those compile jobs take the CPU the first request needs.
+ * Measured (Node 20, footwear model, fresh processes interleaved, machine shared with a
+ * training job): first session 220–350 ms and first run 13–22 ms, against 650–1200 ms and
+ * 90–200 ms at the default. The steady-state run time is the same (0.42 ms): the inference
+ * kernels still tier up within the first 20–40 runs.
+ *
+ * --wasm-lazy-validation: V8 compiles wasm functions lazily (on first call) but validates all
+ * of them up front; this validates each when it is compiled instead. WebAssembly.compile of
+ * ORT's binary then takes 18–22 ms of CPU instead of 84–93 ms; the functions ORT runs are
+ * validated as they are compiled, and the binary is the one npm installed.
  */
-export const WASM_TIERING_BUDGET = 18_000_000;
+export const WASM_V8_FLAGS = ['--wasm-tiering-budget=18000000', '--wasm-lazy-validation'];
 
 let tuned = false;
 /**
- * Set the tiering budget once, before the first wasm module is compiled. The environment
- * variable FACET_WASM_TIERING_BUDGET overrides it: a number, or `default` for V8's own
- * (bench/edge-cold.ts measures both).
+ * Set WASM_V8_FLAGS once. FACET_WASM_V8_FLAGS in the environment replaces them (space-separated;
+ * empty for V8's defaults): bench/edge-cold.ts measures the difference.
  */
-export function tuneWasmTiering(env: Record<string, string | undefined> = process.env): void {
+export function tuneWasmCompilation(env: Record<string, string | undefined> = process.env): void {
   if (tuned) return;
   tuned = true;
-  const wanted = env.FACET_WASM_TIERING_BUDGET;
-  if (wanted === 'default') return;
-  const budget = wanted !== undefined && /^\d+$/.test(wanted) ? Number(wanted) : WASM_TIERING_BUDGET;
-  try {
-    setFlagsFromString(`--wasm-tiering-budget=${budget}`);
-  } catch {
-    // A runtime without V8 flags keeps its own tiering; nothing depends on this.
+  const flags = env.FACET_WASM_V8_FLAGS !== undefined ? env.FACET_WASM_V8_FLAGS.split(/\s+/).filter(Boolean) : WASM_V8_FLAGS;
+  for (const flag of flags) {
+    try {
+      setFlagsFromString(flag);
+    } catch {
+      // A runtime without V8 flags keeps its own behaviour; nothing depends on these.
+    }
   }
 }
 
@@ -72,7 +79,7 @@ function compile(specifier: string): Promise<WebAssembly.Module> {
 }
 
 export async function compileWasmFromNodeModules(): Promise<CompiledWasm> {
-  tuneWasmTiering();
+  tuneWasmCompilation();
   const [ort, png, jpeg] = await Promise.all([compile(WASM_SPECIFIERS.ort), compile(WASM_SPECIFIERS.png), compile(WASM_SPECIFIERS.jpeg)]);
   markStartup('wasm-compiled');
   return { ort, codecs: { png, jpeg } };
