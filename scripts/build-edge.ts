@@ -17,7 +17,7 @@
  * another process rebuilds reads either the old pair or the new one.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 
@@ -29,6 +29,11 @@ export interface BundleInputs {
   schema: 'facet.edge-bundle-inputs/1';
   /** Repository-relative path → sha256 (hex) of its content at build time. */
   inputs: Record<string, string>;
+  /**
+   * Path → [size, mtimeMs] taken before hashing: serve-node.mjs skips hashing a file that still
+   * has both (optional; without it every input is hashed).
+   */
+  stats?: Record<string, [number, number]>;
 }
 
 export const inputsFile = (out: string): string => `${out}.inputs.json`;
@@ -78,11 +83,15 @@ export async function buildEdge(out: string = DEFAULT_OUT): Promise<{ out: strin
   const js = result.outputFiles.find((f) => f.path === resolve(out));
   if (!js) throw new Error(`build-edge: esbuild wrote no ${out}`);
   const inputs: Record<string, string> = {};
+  const stats: Record<string, [number, number]> = {};
   for (const path of Object.keys(result.metafile.inputs).sort()) {
     const abs = resolve(ROOT, path);
+    // Stat before reading: a write in between leaves a newer mtime, so the file gets hashed.
+    const { size, mtimeMs } = statSync(abs);
     inputs[relative(ROOT, abs)] = createHash('sha256').update(readFileSync(abs)).digest('hex');
+    stats[relative(ROOT, abs)] = [size, mtimeMs];
   }
-  const record: BundleInputs = { schema: 'facet.edge-bundle-inputs/1', inputs };
+  const record: BundleInputs = { schema: 'facet.edge-bundle-inputs/1', inputs, stats };
   // Bundle first: a reader that sees the new inputs record also sees the bundle built from them.
   writeAtomic(out, js.contents);
   writeAtomic(inputsFile(out), JSON.stringify(record, null, 1) + '\n');
