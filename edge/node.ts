@@ -4,6 +4,7 @@
  * FACET_API_KEY, FACET_CORS (comma-separated origins or *). Also used by Bun and Deno (see
  * bun.ts, deno.ts), which differ only in how they listen.
  */
+import { existsSync } from 'node:fs';
 import type { FacetApp } from './app.ts';
 import { markStartup } from './startup.ts';
 import { compileWasmFromNodeModules, type CompiledWasm } from './wasm-files.ts';
@@ -64,7 +65,6 @@ export async function main(): Promise<void> {
   const wasm = compileWasmFromNodeModules();
   // An unhandled rejection would end the process before buildServerApp reports it properly.
   wasm.catch(() => undefined);
-  const { existsSync } = await import('node:fs');
   const { serve } = await import('@hono/node-server');
   const config = await serverConfig(process.argv.slice(2), process.env, existsSync);
   const { app } = await buildServerApp(config, wasm);

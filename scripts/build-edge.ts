@@ -9,6 +9,9 @@
  * warns, because serve-node.mjs builds a missing or stale bundle on its next start anyway, and
  * an edge source caught mid-edit must not fail an install.
  *
+ * It also writes the same bundle as CommonJS (`dist/edge-node.cjs`), which serve-node.mjs
+ * runs through V8's code cache; the ES module stays runnable on its own (`node dist/edge-node.mjs`).
+ *
  * Beside the bundle it writes `<out>.inputs.json`: the sha256 of every file that went into it
  * (ours and the dependencies' in node_modules), which scripts/serve-node.mjs checks before each
  * start to rebuild a stale bundle. The bundle must stay inside the repository: it finds
@@ -37,6 +40,11 @@ export interface BundleInputs {
 }
 
 export const inputsFile = (out: string): string => `${out}.inputs.json`;
+/**
+ * The CommonJS twin of the bundle, which scripts/serve-node.mjs loads through V8's code cache
+ * (Node 20 caches no compiled ES modules). `dist/edge-node.mjs` → `dist/edge-node.cjs`.
+ */
+export const cjsFile = (out: string): string => `${out.replace(/\.mjs$/, '')}.cjs`;
 
 function writeAtomic(file: string, data: string | Uint8Array): void {
   mkdirSync(dirname(file), { recursive: true });
@@ -82,6 +90,24 @@ export async function buildEdge(out: string = DEFAULT_OUT): Promise<{ out: strin
   });
   const js = result.outputFiles.find((f) => f.path === resolve(out));
   if (!js) throw new Error(`build-edge: esbuild wrote no ${out}`);
+  // The same modules as CommonJS; import.meta.url (wasm-files.ts resolves node_modules from it)
+  // becomes the file's own URL.
+  const cjs = await esbuild.build({
+    entryPoints: [join(ROOT, 'edge/node.ts')],
+    absWorkingDir: ROOT,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    write: false,
+    define: { 'import.meta.url': '__facetModuleUrl' },
+    banner: { js: "const __facetModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+    outfile: cjsFile(out),
+    logLevel: 'silent',
+    legalComments: 'none',
+  });
+  const cjsJs = cjs.outputFiles.find((f) => f.path === resolve(cjsFile(out)));
+  if (!cjsJs) throw new Error(`build-edge: esbuild wrote no ${cjsFile(out)}`);
   const inputs: Record<string, string> = {};
   const stats: Record<string, [number, number]> = {};
   for (const path of Object.keys(result.metafile.inputs).sort()) {
@@ -92,8 +118,9 @@ export async function buildEdge(out: string = DEFAULT_OUT): Promise<{ out: strin
     stats[relative(ROOT, abs)] = [size, mtimeMs];
   }
   const record: BundleInputs = { schema: 'facet.edge-bundle-inputs/1', inputs, stats };
-  // Bundle first: a reader that sees the new inputs record also sees the bundle built from them.
+  // Bundles first: a reader that sees the new inputs record also sees the bundles built from them.
   writeAtomic(out, js.contents);
+  writeAtomic(cjsFile(out), cjsJs.contents);
   writeAtomic(inputsFile(out), JSON.stringify(record, null, 1) + '\n');
   return { out, bytes: js.contents.length, inputs: Object.keys(inputs).length };
 }
