@@ -86,9 +86,11 @@ export interface Sample {
   healthzMs: number;
   firstClassifyMs: number;
   marks: StartupMark[];
+  /** serve-node.mjs only: whether V8's code cache of the bundle was used, rejected or absent. */
+  codeCache?: string;
 }
 
-async function coldStart(name: string, variant: Variant, subtask: string): Promise<Sample> {
+async function coldStart(name: string, variant: Variant, subtask: string, lingerMs = 0): Promise<Sample> {
   const [port, extra] = [await freePort(), await freePort()];
   const { cmd, args, cwd, env } = variant(port, extra);
   const started = performance.now();
@@ -113,8 +115,8 @@ async function coldStart(name: string, variant: Variant, subtask: string): Promi
     if (!res.ok) throw new Error(`${name}: first classify answered ${res.status}`);
     const firstClassifyMs = performance.now() - started;
     // The last marks are printed just before the answer is written; give the pipe a moment.
-    await new Promise((r) => setTimeout(r, 20));
-    return { healthzMs, firstClassifyMs, marks: parseStartupMarks(output) };
+    await new Promise((r) => setTimeout(r, 20 + lingerMs));
+    return { healthzMs, firstClassifyMs, marks: parseStartupMarks(output), codeCache: /^facet-startup-code-cache (\w+)$/m.exec(output)?.[1] };
   } finally {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((r) => child.once('exit', r));
@@ -139,6 +141,8 @@ export interface ColdStartRow {
   healthzMs: number;
   firstClassifyMs: number;
   firstClassifyMinMs: number;
+  /** The code-cache states seen (serve-node.mjs variants). */
+  codeCache?: string;
   /** Median time of each phase mark, ms since the server's process start (absent on workerd). */
   phases: Record<string, number | undefined>;
 }
@@ -151,6 +155,9 @@ export async function measureColdStarts(options: ColdStartOptions): Promise<{ su
   await buildEdge();
   const worker = prebuiltWorker(options.modelsDir);
   const all = variants(options, worker);
+  // One start that stays up past serve-node.mjs's code-cache write (3 s after it listens), so
+  // the measured starts find the cache of the bundle just built, as every start after the first does.
+  if (all['node-bundle']) await coldStart('node-bundle', all['node-bundle'], subtask, 4000);
   const samples = new Map(Object.keys(all).map((k) => [k, [] as Sample[]]));
   try {
     for (let i = 0; i < options.runs; i++) for (const [name, variant] of Object.entries(all)) samples.get(name)!.push(await coldStart(name, variant, subtask));
@@ -165,6 +172,7 @@ export async function measureColdStarts(options: ColdStartOptions): Promise<{ su
       healthzMs: round(median(s.map((x) => x.healthzMs)))!,
       firstClassifyMs: round(median(s.map((x) => x.firstClassifyMs)))!,
       firstClassifyMinMs: round(Math.min(...s.map((x) => x.firstClassifyMs)))!,
+      codeCache: [...new Set(s.map((x) => x.codeCache).filter(Boolean))].join('/') || undefined,
       phases,
     };
   });
@@ -173,7 +181,8 @@ export async function measureColdStarts(options: ColdStartOptions): Promise<{ su
 
 export function printColdStarts(rows: ColdStartRow[]): void {
   console.log('\nCold start: medians, ms from spawn (healthz, first classify), and phases inside the server, ms from its process start:');
-  console.table(rows.map((r) => ({ variant: r.variant, healthz: r.healthzMs, 'first classify': r.firstClassifyMs, min: r.firstClassifyMinMs, '≤500': r.firstClassifyMs <= 500 ? 'yes' : 'no', ...r.phases })));
+  console.table(rows.map((r) => ({ variant: r.variant, healthz: r.healthzMs, 'first classify': r.firstClassifyMs, min: r.firstClassifyMinMs, '≤500': r.firstClassifyMs <= 500 ? 'yes' : 'no', 'code cache': r.codeCache, ...r.phases })));
+  console.log('(V8 rejects the code cache under other V8 flags, so the ablation rows also pay the full bundle compile, ~30–40 ms.)');
   // The same as durations: what each phase added.
   console.log('Phase durations (ms; "session" includes the initialisation of ORT on the first session):');
   console.table(

@@ -12,6 +12,7 @@ import process from 'node:process';
 import { setFlagsFromString } from 'node:v8';
 import type { CodecModules } from './decode.ts';
 import { markStartup } from './startup.ts';
+import wasmV8Flags from './wasm-v8-flags.json' with { type: 'json' };
 
 const require = createRequire(import.meta.url);
 
@@ -48,8 +49,11 @@ export interface CompiledWasm {
  * of them up front; this validates each when it is compiled instead. WebAssembly.compile of
  * ORT's binary then takes 18–22 ms of CPU instead of 84–93 ms; the functions ORT runs are
  * validated as they are compiled, and the binary is the one npm installed.
+ *
+ * The list is a JSON file because scripts/serve-node.mjs (plain JavaScript) sets the same flags
+ * before it loads the bundle: V8 rejects a code cache made under other flags.
  */
-export const WASM_V8_FLAGS = ['--wasm-tiering-budget=18000000', '--wasm-lazy-validation'];
+export const WASM_V8_FLAGS: readonly string[] = wasmV8Flags;
 
 let tuned = false;
 /**

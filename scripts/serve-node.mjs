@@ -14,6 +14,7 @@ import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, r
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
 import vm from 'node:vm';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -61,13 +62,14 @@ export function staleReason(out = BUNDLE, root = ROOT) {
 }
 
 /**
- * Run a CommonJS file through V8's code cache, `<file>.v8cache`, and return its exports and
- * what became of the cache: `used`, `rejected` (V8 checks the source and its own version and
- * flags) or `none`. A missing or rejected cache is written anew (atomically; a failed write only
- * costs the next start its use). Node 20 caches no compiled ES modules (module.enableCompileCache
- * is 22.1+): compiling the 1.3 MB bundle took 60–120 ms of every start on the shared 2-core
- * machine, 27–35 ms with the cache. The cache is made right after the top level has run, before
- * the server sets its V8 wasm flags (edge/wasm-files.ts), which would otherwise make V8 reject it.
+ * Run a CommonJS file through V8's code cache, `<file>.v8cache`. Returns its exports, what
+ * became of the cache (`used`, `rejected`: V8 checks the source, its own version and its flags,
+ * or `none`) and `writeCache()`, which writes the cache anew (atomically; a failed write only
+ * costs the next start its use). Called after the server has answered its first request, the
+ * cache holds the functions compiled by then too, not just the top level.
+ * Node 20 caches no compiled ES modules (module.enableCompileCache is 22.1+): compiling the
+ * 1.3 MB bundle took 60–120 ms of every start on the shared 2-core machine, 27–35 ms with the
+ * cache of its top level.
  */
 export function runCached(file) {
   const source = readFileSync(file, 'utf8');
@@ -83,7 +85,7 @@ export function runCached(file) {
   const module = { exports: {} };
   script.runInThisContext().call(module.exports, module.exports, createRequire(file), module, file, dirname(file));
   const cache = cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected' : 'used';
-  if (cache !== 'used') {
+  const writeCache = () => {
     const tmp = `${cacheFile}.${process.pid}.tmp`;
     try {
       const fd = openSync(tmp, 'w');
@@ -99,9 +101,21 @@ export function runCached(file) {
       // dist/ not writable, or the cache path taken: run without a cache.
       rmSync(tmp, { force: true });
     }
-  }
-  return { exports: module.exports, cache };
+  };
+  return { exports: module.exports, cache, writeCache };
 }
+
+/**
+ * The V8 flags edge/wasm-files.ts sets (edge/wasm-v8-flags.json, or FACET_WASM_V8_FLAGS), set
+ * here first: the code cache is made and used under the same flags.
+ */
+function setWasmV8Flags(env = process.env) {
+  const flags = env.FACET_WASM_V8_FLAGS !== undefined ? env.FACET_WASM_V8_FLAGS.split(/\s+/).filter(Boolean) : JSON.parse(readFileSync(join(ROOT, 'edge', 'wasm-v8-flags.json'), 'utf8'));
+  for (const flag of flags) v8.setFlagsFromString(flag);
+}
+
+/** When to write a missing or rejected code cache: after the first answers, while idle. */
+const CACHE_WRITE_DELAY_MS = 3000;
 
 async function start() {
   const reason = staleReason() ?? (existsSync(BUNDLE_CJS) ? null : `missing: ${BUNDLE_CJS}`);
@@ -113,10 +127,12 @@ async function start() {
       process.exit(1);
     }
   }
-  const { exports, cache } = runCached(BUNDLE_CJS);
+  setWasmV8Flags();
+  const { exports, cache, writeCache } = runCached(BUNDLE_CJS);
   if (process.env.FACET_TRACE_STARTUP === '1') console.error(`facet-startup-code-cache ${cache}`);
   const { main, startupFailed } = exports;
   await main().catch(startupFailed);
+  if (cache !== 'used') setTimeout(writeCache, CACHE_WRITE_DELAY_MS).unref();
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await start();

@@ -61,6 +61,8 @@ describe('startup marks', () => {
       await res.arrayBuffer();
       await new Promise((r) => setTimeout(r, 50));
       const marks = parseStartupMarks(output);
+      // serve-node.mjs says what became of the bundle's code cache.
+      expect(output).toMatch(/^facet-startup-code-cache (used|rejected|none)$/m);
       const at = (phase: string) => marks.find((m) => m.phase === phase)?.ms;
       const order = ['entry', 'modules-loaded', 'app-created', 'listening', 'model-verified:tops', 'ort-instantiated', 'session-created:tops', 'first-run:tops'];
       for (const p of order) expect(at(p), `${p} in:\n${output}`).toBeGreaterThan(0);
