@@ -6,7 +6,7 @@
  * to /v1/classify for the smallest subtask model; both times count from the spawn. Node, Bun
  * and Deno run with FACET_TRACE_STARTUP=1, so the server prints its phase marks
  * (edge/startup.ts: entry, modules-loaded, wasm-compiled, app-created, listening,
- * model-verified, ort-instantiated, session-created, first-run; ms since its process started).
+ * model-requested, model-verified, ort-instantiated, session-created, first-run; ms since its process started).
  * For Workers two hosts are measured apart: `workerd serve` on the prebuilt upload bundle
  * (the serving runtime alone), and `wrangler dev` as `npm start` runs it (wrangler's own
  * start-up and esbuild bundling in front of the same workerd). The variants run interleaved,
@@ -133,7 +133,7 @@ const median = (xs: number[]) => {
 const round = (x: number) => (Number.isFinite(x) ? Math.round(x) : undefined);
 
 /** Phases in the order they happen, with the model-specific marks named generically. */
-export const PHASES = ['entry', 'modules-loaded', 'wasm-compiled', 'app-created', 'listening', 'model-verified', 'ort-instantiated', 'session-created', 'first-run'] as const;
+export const PHASES = ['entry', 'modules-loaded', 'wasm-compiled', 'app-created', 'listening', 'model-requested', 'model-verified', 'ort-instantiated', 'session-created', 'first-run'] as const;
 const phaseOf = (mark: string) => mark.replace(/:.*$/, '');
 
 export interface ColdStartRow {
@@ -197,7 +197,9 @@ export function printColdStarts(rows: ColdStartRow[]): void {
           'wasm compiled (from entry)': p['wasm-compiled'] - p.entry,
           'app created': p['app-created'] - Math.max(p['modules-loaded'], p['wasm-compiled']),
           listening: p.listening - p['app-created'],
-          'request, read+sha256': p['model-verified'] - p.listening,
+          // From listening: the bench's /healthz poll and request, then the classify request up to the engine (body, decode).
+          'requests to engine': p['model-requested'] - p.listening,
+          'read+sha256': p['model-verified'] - p['model-requested'],
           'ort instantiate': p['ort-instantiated'] - p['model-verified'],
           session: p['session-created'] - p['ort-instantiated'],
           'first run': p['first-run'] - p['session-created'],

@@ -30,8 +30,8 @@ interface Slot {
   /** Runs in progress; a session in use is never released under them. */
   active: number;
   error?: string;
-  /** Startup marks are taken once per model (first verified read, session, run), so they stay few. */
-  marked: { bytes?: true; session?: true; run?: true };
+  /** Startup marks are taken once per model (first request for a session, verified read, session, run), so they stay few. */
+  marked: { requested?: true; bytes?: true; session?: true; run?: true };
 }
 
 /** Until a session is made, assume weights plus working memory of about four times the file. */
@@ -84,6 +84,10 @@ export class ModelPool {
   private create(slot: Slot): Promise<Session> {
     const run = this.queue.then(async () => {
       let bytes: Uint8Array;
+      if (!slot.marked.requested) {
+        slot.marked.requested = true;
+        markStartup(`model-requested:${slot.entry.id}`);
+      }
       try {
         bytes = await verifiedModelBytes(this.store, slot.entry);
         if (!slot.marked.bytes) {

@@ -13,7 +13,7 @@ import { FsModelStore } from '../../edge/store-fs.ts';
 import { FIXTURE_MODELS, fixtureWasm, image } from './helpers.ts';
 
 describe('startup marks', () => {
-  it('marks the first verified read, session and run of each model once, in that order', async () => {
+  it('marks the first request, verified read, session and run of each model once, in that order', async () => {
     const ort = configureOrt((await fixtureWasm()).ort);
     const store = new FsModelStore(FIXTURE_MODELS);
     const manifest = await loadManifest(store);
@@ -23,7 +23,7 @@ describe('startup marks', () => {
     for (let i = 0; i < 3; i++) await pool.run(entry, x, 1);
     const phases = startupMarks().map((m) => m.phase);
     const tops = phases.filter((p) => p.endsWith(':tops'));
-    expect(tops).toEqual(['model-verified:tops', 'session-created:tops', 'first-run:tops']);
+    expect(tops).toEqual(['model-requested:tops', 'model-verified:tops', 'session-created:tops', 'first-run:tops']);
     // ORT is instantiated once per process, before its first session is complete.
     expect(phases.filter((p) => p === 'ort-instantiated')).toHaveLength(1);
     expect(phases.indexOf('ort-instantiated')).toBeLessThan(phases.indexOf(phases.find((p) => p.startsWith('session-created:'))!));
@@ -64,7 +64,7 @@ describe('startup marks', () => {
       // serve-node.mjs says what became of the bundle's code cache.
       expect(output).toMatch(/^facet-startup-code-cache (used|rejected|none)$/m);
       const at = (phase: string) => marks.find((m) => m.phase === phase)?.ms;
-      const order = ['entry', 'modules-loaded', 'app-created', 'listening', 'model-verified:tops', 'ort-instantiated', 'session-created:tops', 'first-run:tops'];
+      const order = ['entry', 'modules-loaded', 'app-created', 'listening', 'model-requested:tops', 'model-verified:tops', 'ort-instantiated', 'session-created:tops', 'first-run:tops'];
       for (const p of order) expect(at(p), `${p} in:\n${output}`).toBeGreaterThan(0);
       const times = order.map((p) => at(p)!);
       expect(times).toEqual([...times].sort((a, b) => a - b));
