@@ -12,7 +12,9 @@
  *   workerd-trivial  a trivial Worker (reads the body, answers JSON; no ORT, no Hono) under the
  *                    same wrangler dev, same config and same requests: what wrangler dev and
  *                    workerd themselves do to memory under this load, side by side with ours.
- *   workerd-serve    our Worker under `workerd serve` directly (no wrangler, proxy or miniflare).
+ *   workerd-serve    our Worker under `workerd serve` directly (no wrangler, proxy or miniflare;
+ *                    the models folder bound as ASSETS through a disk service).
+ *   workerd-serve-trivial  the trivial Worker under `workerd serve`.
  *
  * Memory under wrangler dev. wrangler runs three processes: its Node process, a workerd "proxy"
  * on the public port (wrangler's ProxyWorker, which does not exist in production) and the
@@ -20,24 +22,25 @@
  * The 10% criterion is applied to the runtime workerd, the process that holds our Worker; the
  * others are printed beside it. workerd's RSS also holds memory our code cannot release: tcmalloc
  * keeps freed pages, and native buffers wait for V8 to collect their wrappers. So, in addition
- * and without changing the criterion, each Worker row reads the Worker isolate's V8 heap after a
- * full collection forced through the inspector (once before the warm-up, once after the run):
- * growth there would be ours.
+ * and without changing the criterion, each row reads the app's V8 heap (the Worker isolate's, or
+ * the Node server's) after a full collection forced through the inspector (once before the
+ * warm-up, once after the run): growth there would be a leak in our code.
  */
 import { existsSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { DEFAULT_MODELS } from '../edge/node.ts';
 import type { Manifest } from '../shared/manifest.ts';
-import { startServer } from '../test/edge/servers.ts';
-import { collectGarbage, fire, loadRequests, processTree, rssOf, startWorker, type Fired, type TreeProcess } from './load-workerd.ts';
+import { spawn } from 'node:child_process';
+import { command, freePort } from '../test/edge/servers.ts';
+import { collectGarbage, fire, loadRequests, rssOf, startWorker, type Fired, type TreeProcess } from './load-workerd.ts';
 
-type LoadRuntime = 'node' | 'workerd' | 'workerd-trivial' | 'workerd-serve';
+type LoadRuntime = 'node' | 'workerd' | 'workerd-trivial' | 'workerd-serve' | 'workerd-serve-trivial';
 
 const argv = process.argv.slice(2);
 const arg = (name: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined);
 const total = Number(arg('requests') ?? 50_000);
 const runtimes = (arg('runtimes') ?? 'node,workerd,workerd-trivial').split(',') as LoadRuntime[];
-for (const r of runtimes) if (!['node', 'workerd', 'workerd-trivial', 'workerd-serve'].includes(r)) throw new Error(`unknown runtime ${r}`);
+for (const r of runtimes) if (!['node', 'workerd', 'workerd-trivial', 'workerd-serve', 'workerd-serve-trivial'].includes(r)) throw new Error(`unknown runtime ${r}`);
 const modelsDir = arg('models') ?? DEFAULT_MODELS.find((d) => existsSync(`${d}/manifest.json`))!;
 const manifest = JSON.parse(readFileSync(`${modelsDir}/manifest.json`, 'utf8')) as Manifest;
 const WARMUP = 1000;
@@ -51,24 +54,54 @@ interface Served {
   /** The processes to watch; the one named by `criterionRole` is the one the 10% criterion applies to. */
   processes: () => TreeProcess[];
   criterionRole: TreeProcess['role'];
-  /** Force a full GC in the Worker's isolate and read its heap (Worker rows only). */
+  /** Force a full GC in the JS heap that runs the app (the Worker isolate, or the Node server) and read its size. */
   isolateHeap?: () => Promise<number>;
   stop: () => Promise<void>;
 }
 
 async function serve(runtime: LoadRuntime): Promise<Served> {
   if (runtime === 'node') {
-    const server = await startServer('node', modelsDir, { ready: true });
+    // The Node server as test/edge/servers.ts starts it, plus an inspector port (idle unless the
+    // heap is read) so its JS heap can be read after a forced GC like the Worker's.
+    const server = await startNodeWithInspector();
     const pid = server.child.pid!;
-    return { url: server.url, processes: () => [{ pid, ppid: process.pid, role: 'other', comm: 'node', rssBytes: rssOf(pid) }], criterionRole: 'other', stop: server.stop };
+    return {
+      url: server.url,
+      processes: () => [{ pid, ppid: process.pid, role: 'other', comm: 'node', rssBytes: rssOf(pid) }],
+      criterionRole: 'other',
+      isolateHeap: async () => (await collectGarbage(server.inspectorPort))[0]!.usedBytes,
+      stop: server.stop,
+    };
   }
-  const worker = await startWorker({ worker: runtime === 'workerd-trivial' ? 'trivial' : 'facet', host: runtime === 'workerd-serve' ? 'workerd' : 'wrangler', modelsDir });
+  const worker = await startWorker({ worker: runtime.endsWith('-trivial') ? 'trivial' : 'facet', host: runtime.startsWith('workerd-serve') ? 'workerd' : 'wrangler', modelsDir });
   const isolateHeap = async () => {
     const heaps = await collectGarbage(worker.inspectorPort, worker.url);
     if (heaps.length !== 1) throw new Error(`expected one Worker isolate at the inspector, found ${heaps.length}`);
     return heaps[0]!.usedBytes;
   };
-  return { url: worker.url, processes: worker.tree, criterionRole: runtime === 'workerd-serve' ? 'workerd' : 'runtime', isolateHeap, stop: worker.stop };
+  return { url: worker.url, processes: worker.tree, criterionRole: runtime.startsWith('workerd-serve') ? 'workerd' : 'runtime', isolateHeap, stop: worker.stop };
+}
+
+async function startNodeWithInspector() {
+  const [port, inspectorPort] = [await freePort(), await freePort()];
+  const { cmd, args } = command('node', port, modelsDir, 0);
+  const child = spawn(cmd, [`--inspect=127.0.0.1:${inspectorPort}`, ...args], { env: { ...process.env, FACET_API_KEY: '', NO_COLOR: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr!.on('data', (d) => (log += d));
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGTERM');
+    await exited;
+  };
+  for (let i = 0; i < 900; i++) {
+    if (child.exitCode !== null) throw new Error(`the Node server exited with ${child.exitCode}:\n${log}`);
+    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) return { url, child, inspectorPort, stop };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await stop();
+  throw new Error(`the Node server did not get ready:\n${log}`);
 }
 
 /** RSS per process (by role) at one point of the run. */
@@ -134,7 +167,7 @@ async function loadRun(runtime: LoadRuntime) {
       criterionProcess: criterionKey,
       memory,
       ...(heapBefore !== undefined && heapAfter !== undefined
-        ? { workerHeapAfterGcMiB: { beforeWarmup: mib(heapBefore), afterRun: mib(heapAfter) }, workerHeapGrowth: +(heapAfter / heapBefore - 1).toFixed(4) }
+        ? { jsHeapAfterGcMiB: { beforeWarmup: mib(heapBefore), afterRun: mib(heapAfter) }, jsHeapGrowth: +(heapAfter / heapBefore - 1).toFixed(4) }
         : {}),
       aliveAfter: alive,
       pass: fiveXX === 0 && dropped === 0 && memoryOk && alive,
@@ -159,11 +192,20 @@ for (const r of runtimes) {
         ('afterRunAndForcedGcMiB' in m ? `; ${m.afterRunAndForcedGcMiB} MiB after a forced GC` : ''),
     );
   }
-  if (row.workerHeapAfterGcMiB) console.log(`    Worker isolate V8 heap after a forced GC: ${row.workerHeapAfterGcMiB.beforeWarmup} MiB before the warm-up → ${row.workerHeapAfterGcMiB.afterRun} MiB after the run`);
+  if (row.jsHeapAfterGcMiB) console.log(`    ${r === 'node' ? 'Node' : 'Worker isolate'} V8 heap after a forced GC: ${row.jsHeapAfterGcMiB.beforeWarmup} MiB before the warm-up → ${row.jsHeapAfterGcMiB.afterRun} MiB after the run`);
 }
 console.log('(* the process the 10% criterion applies to: the one that runs the app)');
 const mine = rows.find((r) => r.runtime === 'workerd');
 const trivial = rows.find((r) => r.runtime === 'workerd-trivial');
+const mineServe = rows.find((r) => r.runtime === 'workerd-serve');
+const trivialServe = rows.find((r) => r.runtime === 'workerd-serve-trivial');
+if (mineServe && trivialServe) {
+  const g = (row: typeof mineServe) => row.memory.find((m) => m.appliesCriterion)!;
+  console.log(
+    `workerd serve (no wrangler): +${(g(mineServe).afterRunMiB - g(mineServe).afterWarmupMiB).toFixed(1)} MiB with our Worker, ` +
+      `+${(g(trivialServe).afterRunMiB - g(trivialServe).afterWarmupMiB).toFixed(1)} MiB with the trivial Worker`,
+  );
+}
 if (mine && trivial) {
   const g = (row: typeof mine) => row.memory.find((m) => m.appliesCriterion)!;
   console.log(
@@ -177,7 +219,12 @@ const results = {
   finished: new Date().toISOString(),
   machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadAverageAtStart: load0, note: 'shared 2-core machine; a compile job used one core throughout' },
   modelsDir,
-  criterion: 'zero 5xx, zero dropped connections, RSS of the process that runs the app (node: the server; workerd: wrangler dev\'s runtime workerd) after the run within 10% of after the first 1,000 requests',
+  criterion:
+    "zero 5xx, zero dropped connections, RSS of the process that runs the app (node: the server; workerd: wrangler dev's runtime workerd; workerd-serve: workerd) after the run within 10% of after the first 1,000 requests",
+  notes: [
+    'jsHeapAfterGcMiB: the V8 heap of the app (Worker isolate or Node server) after a full GC forced through the inspector, before the warm-up and after the run; not part of the criterion',
+    'the *-trivial rows run a Worker that only reads the body and answers JSON, under the same host and config, with the same requests',
+  ],
   runs: rows,
 };
 mkdirSync('bench/results', { recursive: true });
