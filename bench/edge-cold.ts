@@ -29,7 +29,7 @@ import { parseManifest } from '../shared/manifest.ts';
 import { buildEdge } from '../scripts/build-edge.ts';
 import { DEFAULT_MODELS } from '../edge/node.ts';
 import { WASM_V8_FLAGS } from '../edge/wasm-files.ts';
-import { freePort, prebuiltWorker, runtimeBinary, type PrebuiltWorker } from '../test/edge/servers.ts';
+import { DENO_V8_FLAGS, freePort, prebuiltWorker, runtimeBinary, type PrebuiltWorker } from '../test/edge/servers.ts';
 
 const wrangler = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js');
 const body = Uint8Array.from(readFileSync('test/fixtures/edge/images/shirt.png'));
@@ -53,7 +53,7 @@ function variants(options: ColdStartOptions, worker: PrebuiltWorker): Record<str
   const deno = runtimeBinary('deno');
   if (bun.reason) console.warn(`bun skipped: ${bun.reason}`);
   if (deno.reason) console.warn(`deno skipped: ${deno.reason}`);
-  const denoArgs = ['run', '--allow-net', '--allow-read', '--allow-env', 'edge/deno.ts'];
+  const denoArgs = ['run', DENO_V8_FLAGS, '--allow-net', '--allow-read', '--allow-env', 'edge/deno.ts'];
   const v: Record<string, Variant> = {
     // What `npm run serve:node` runs, without npm's own start-up in front.
     'node-bundle': (port) => ({ cmd: process.execPath, args: ['scripts/serve-node.mjs', ...local(port)] }),
@@ -66,6 +66,8 @@ function variants(options: ColdStartOptions, worker: PrebuiltWorker): Record<str
   };
   if (bun.path) v.bun = (port) => ({ cmd: resolve(bun.path!), args: ['edge/bun.ts', ...local(port)] });
   if (deno.path) v.deno = (port) => ({ cmd: resolve(deno.path!), args: [...denoArgs, ...local(port)] });
+  // Without the --v8-flags of `npm run serve:deno` (Deno ignores V8 flags set at run time).
+  if (deno.path) v['deno, V8 defaults'] = (port) => ({ cmd: resolve(deno.path!), args: denoArgs.filter((a) => a !== DENO_V8_FLAGS).concat(local(port)) });
   // The serving runtime alone: workerd on the upload bundle, as Workers would run it.
   v['workerd serve'] = (port) => worker.workerdServe(port);
   // What `npm start` runs: wrangler bundles edge/worker.ts with esbuild, then starts workerd behind its proxy.

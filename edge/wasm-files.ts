@@ -34,7 +34,8 @@ export interface CompiledWasm {
 
 /**
  * V8 flags for compiling and running ORT's 14 MB binary, set before the first wasm compile.
- * V8 only (Node, Deno); Bun's JavaScriptCore has no such flags and ignores them.
+ * Node takes them here at run time. Deno ignores run-time V8 flags, so `npm run serve:deno`
+ * passes the tiering budget with --v8-flags (edge/deno.ts). Bun's JavaScriptCore has neither.
  *
  * --wasm-tiering-budget, ten times V8's default (1,800,000): how much a wasm function runs
  * before V8 recompiles it with TurboFan. ORT's first session runs a lot of code once (runtime

@@ -116,6 +116,9 @@ export function workerdBinary(): string {
   return resolve(workerd.resolve('workerd/package.json'), '..', 'bin', 'workerd');
 }
 
+/** The V8 flag `npm run serve:deno` passes (Deno ignores flags set at run time). */
+export const DENO_V8_FLAGS = '--v8-flags=--wasm-tiering-budget=18000000';
+
 export function command(runtime: RuntimeName, port: number, modelsDir: string, extraPort: number, workerConfig?: string): { cmd: string; args: string[]; env?: Record<string, string> } {
   switch (runtime) {
     case 'node':
@@ -124,7 +127,8 @@ export function command(runtime: RuntimeName, port: number, modelsDir: string, e
     case 'bun':
       return { cmd: runtimeBinary('bun').path!, args: ['edge/bun.ts', '--port', String(port), '--models', modelsDir] };
     case 'deno':
-      return { cmd: runtimeBinary('deno').path!, args: ['run', '--allow-net', '--allow-read', '--allow-env', 'edge/deno.ts', '--port', String(port), '--models', modelsDir] };
+      // As `npm run serve:deno` runs it (edge/deno.ts says why the V8 flag).
+      return { cmd: runtimeBinary('deno').path!, args: ['run', DENO_V8_FLAGS, '--allow-net', '--allow-read', '--allow-env', 'edge/deno.ts', '--port', String(port), '--models', modelsDir] };
     case 'workerd':
       return {
         cmd: process.execPath,
