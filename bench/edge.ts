@@ -5,7 +5,7 @@
  * smallest subtask model); cold start per runtime; Worker bundle size. Prints a table and
  * writes bench/results/edge.json. Loopback only.
  *
- *   npm run bench:edge [-- --models DIR] [--requests 5000] [--quick] [--out bench/results/edge.json]
+ *   npm run bench:edge [-- --models DIR] [--requests 5000] [--quick] [--inference-only] [--out bench/results/edge.json]
  */
 import autocannon from 'autocannon';
 import { execFileSync } from 'node:child_process';
@@ -16,6 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { decode as fastPngDecode } from 'fast-png';
 import jpegJs from 'jpeg-js';
+import protobuf from 'protobufjs';
 import * as ortNode from 'onnxruntime-node';
 import { decodeImage, initCodecs } from '../edge/decode.ts';
 import { ModelPool } from '../edge/engine.ts';
@@ -71,6 +72,45 @@ async function interleavedMedians(runs: number, fns: Record<string, () => unknow
   return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
 }
 
+/**
+ * A model that does next to nothing (Flatten of the 1×28×28 input): its run time is the fixed
+ * cost of a run in each runtime (feeding the input, dispatch, fetching the output), which the
+ * real models' times are split by.
+ */
+function trivialModel(): Uint8Array {
+  const type = protobuf.parse(readFileSync('compiler/onnx/onnx.proto', 'utf8'), { keepCase: true }).root.lookupType('onnx.ModelProto');
+  const tensor = (name: string, dims: (number | string)[]) => ({
+    name,
+    type: { tensor_type: { elem_type: 1, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dim_param: d } : { dim_value: d })) } } },
+  });
+  const model = {
+    ir_version: 8,
+    opset_import: [{ domain: '', version: 17 }],
+    producer_name: 'facet-bench',
+    graph: {
+      name: 'trivial',
+      node: [{ op_type: 'Flatten', name: 'flatten', input: ['input'], output: ['logits'], attribute: [{ name: 'axis', type: 2, i: 1 }] }],
+      input: [tensor('input', ['N', 1, 28, 28])],
+      output: [tensor('logits', ['N', 784])],
+    },
+  };
+  return type.encode(type.fromObject(model)).finish();
+}
+
+async function fixedCost(ort: ReturnType<typeof configureOrt>, runs: number) {
+  const bytes = trivialModel();
+  const web = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+  const native = await ortNode.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const x = new Float32Array(784).map((_, i) => Math.sin(i));
+  const t = await interleavedMedians(runs, {
+    web: () => web.run({ input: new ort.Tensor('float32', x, [1, 1, 28, 28]) }),
+    node: () => native.run({ input: new ortNode.Tensor('float32', x, [1, 1, 28, 28]) }),
+  });
+  await web.release();
+  await native.release();
+  return { webMs: t.web!, nodeMs: t.node! };
+}
+
 /** Session options tried on onnxruntime-web for the per-image time (the pool uses the first). */
 const WEB_OPTIONS: Record<string, Record<string, unknown>> = {
   'all (pool)': { graphOptimizationLevel: 'all' },
@@ -89,6 +129,7 @@ async function inference() {
   const rows = [];
   const options = [];
   const runs = quick ? 60 : 300;
+  const fixed = await fixedCost(ort, runs);
   for (const m of manifest.models) {
     const heapBefore = ortHeapBytes();
     await pool.session(m.id);
@@ -110,11 +151,9 @@ async function inference() {
       node8: () => native.run({ [input]: new ortNode.Tensor('float32', x8, [8, channels, height, width]) }),
     });
     const heapAfterRun = ortHeapBytes();
-    // t(batch) ≈ fixed + batch × per-image: two batch sizes split a run into its fixed
-    // overhead (dispatch, tensor copies, session.run's JS) and the kernels' work per image.
-    const perImage = (b1: number, b8: number) => (b8 - b1) / 7;
-    const webPerImage = perImage(t.web1!, t.web8!);
-    const nodePerImage = perImage(t.node1!, t.node8!);
+    // A run = the fixed cost (the trivial model's run) + the model's own kernels.
+    const webKernels = t.web1! - fixed.webMs;
+    const nodeKernels = t.node1! - fixed.nodeMs;
     rows.push({
       model: m.id,
       subtask: m.subtask,
@@ -125,13 +164,14 @@ async function inference() {
       ortWebSessionRunMs: round(t.web1!, 4),
       ortNodeMs: round(t.node1!, 4),
       ratio: round(t.pool1! / t.node1!, 2),
-      ortWebBatch8Ms: round(t.web8!, 4),
-      ortNodeBatch8Ms: round(t.node8!, 4),
-      ortWebFixedMs: round(t.web1! - webPerImage, 4),
-      ortWebPerImageMs: round(webPerImage, 4),
-      ortNodeFixedMs: round(t.node1! - nodePerImage, 4),
-      ortNodePerImageMs: round(nodePerImage, 4),
-      perImageRatio: round(webPerImage / nodePerImage, 2),
+      ortWebFixedMs: round(fixed.webMs, 4),
+      ortWebKernelsMs: round(webKernels, 4),
+      ortNodeFixedMs: round(fixed.nodeMs, 4),
+      ortNodeKernelsMs: round(nodeKernels, 4),
+      kernelsRatio: round(webKernels / nodeKernels, 2),
+      // Batch 8, per image: whether batching amortises anything in either runtime.
+      ortWebBatch8PerImageMs: round(t.web8! / 8, 4),
+      ortNodeBatch8PerImageMs: round(t.node8! / 8, 4),
       heapGrowthCreateBytes: heapAfterCreate - heapBefore,
       heapAfterRunBytes: heapAfterRun,
     });
@@ -234,22 +274,28 @@ console.log(`bench:edge on ${cpus().length}× ${cpus()[0]?.model} (load average 
 const inf = await inference();
 console.log('\nInference per image, batch 1, one thread (medians, web and node timed in alternating blocks):');
 console.table(inf.rows.map((r) => ({ model: r.model, MACs: r.macs, 'ort-web ms': r.ortWebMs, 'ort-node ms': r.ortNodeMs, 'web/node': r.ratio, 'heap +create MiB': round(r.heapGrowthCreateBytes / MiB, 2) })));
-console.log('Where a run goes: t(batch) = fixed + batch × per-image, from batch 1 and batch 8 (ms):');
+console.log('Where a run goes (ms): fixed = a trivial one-op model run (input in, dispatch, output out); kernels = the rest; batch 8 per image:');
 console.table(
   inf.rows.map((r) => ({
     model: r.model,
     'web pool.run': r.ortWebMs,
     'web session.run': r.ortWebSessionRunMs,
     'web fixed': r.ortWebFixedMs,
-    'web per image': r.ortWebPerImageMs,
+    'web kernels': r.ortWebKernelsMs,
     'node fixed': r.ortNodeFixedMs,
-    'node per image': r.ortNodePerImageMs,
-    'per-image web/node': r.perImageRatio,
+    'node kernels': r.ortNodeKernelsMs,
+    'kernels web/node': r.kernelsRatio,
+    'web b8/img': r.ortWebBatch8PerImageMs,
+    'node b8/img': r.ortNodeBatch8PerImageMs,
   })),
 );
 console.log('onnxruntime-web session options, batch 1 (ms):');
 console.table(inf.options);
 console.log(`wasm heap with all ${inf.rows.length} models loaded: ${round(inf.heapAllLoadedBytes / MiB, 1)} MiB (Worker limit 128 MB)`);
+if (argv.includes('--inference-only')) {
+  console.log(`\n--inference-only: ${outPath} not written`);
+  process.exit(0);
+}
 const decode = await decoding(inf.codecs);
 console.log('\nImage decode (median):');
 console.table(decode);
