@@ -4,12 +4,12 @@
  * more Node servers started in turn (A/B/A/B when given two), with the server's CPU per request.
  * Optionally writes a V8 CPU profile of each server (--cpu-prof DIR).
  *
- *   tsx bench/node-http.ts [--requests 5000] [--rounds 3] [--models DIR] [--cpu-prof DIR]
+ *   tsx bench/node-http.ts [--requests 5000] [--rounds 3] [--models DIR] [--cpu-prof DIR] [--out FILE]
  *                          [--server "node --import tsx edge/node.ts"] [--server "..."]
  */
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_MODELS } from '../edge/node.ts';
@@ -60,6 +60,26 @@ async function measure(command: string) {
   }
 }
 
+/**
+ * How much the machine itself delays a short CPU task: wall time of a fixed ~0.5 ms computation,
+ * 2,000 times, in this process. On a quiet core p99 ≈ p50; on a shared one the p99 shows how far
+ * scheduling alone stretches a request, whatever the server does.
+ */
+function machineNoise() {
+  const times: number[] = [];
+  let sink = 0;
+  for (let i = 0; i < 2000; i++) {
+    const t = performance.now();
+    for (let j = 0; j < 160_000; j++) sink += Math.sqrt(j ^ i);
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  const q = (f: number) => +times[Math.floor(f * (times.length - 1))]!.toFixed(2);
+  return { p50: q(0.5), p99: q(0.99), max: q(1), sink: sink > 0 };
+}
+
+const noiseBefore = machineNoise();
+console.log(`machine noise before: a fixed CPU task takes p50 ${noiseBefore.p50} ms, p99 ${noiseBefore.p99} ms, max ${noiseBefore.max} ms`);
 console.log(`node-http: ${requests} requests, concurrency 8, 28×28 PNG, subtask ${smallest.subtask}; ${cpus().length} CPUs, load average ${loadavg()[0]!.toFixed(1)} (shared machine)`);
 const rows: Record<string, unknown>[] = [];
 for (let round = 0; round < rounds; round++) {
@@ -67,3 +87,11 @@ for (let round = 0; round < rounds; round++) {
 }
 console.table(rows);
 servers.forEach((s, i) => console.log(`${String.fromCharCode(65 + i)}: ${s}`));
+const noiseAfter = machineNoise();
+console.log(`machine noise after: a fixed CPU task takes p50 ${noiseAfter.p50} ms, p99 ${noiseAfter.p99} ms, max ${noiseAfter.max} ms`);
+const out = arg('out');
+if (out) {
+  const serverCommands = Object.fromEntries(servers.map((s, i) => [String.fromCharCode(65 + i), s]));
+  writeFileSync(out, JSON.stringify({ benchmark: 'node-http', finished: new Date().toISOString(), machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, note: 'shared 2-core machine; autocannon runs on it too' }, modelsDir, subtask: smallest.subtask, connections: 8, requests, servers: serverCommands, machineNoise: { before: noiseBefore, after: noiseAfter }, rows }, null, 2) + '\n');
+  console.log(`wrote ${out}`);
+}
