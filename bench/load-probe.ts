@@ -5,6 +5,7 @@
  *
  *   tsx bench/load-probe.ts [--worker facet|trivial] [--host wrangler|workerd] [--requests 20000]
  *                           [--slice 2500] [--models DIR] [--wrangler-args "..."] [--v8-flags "..."]
+ *                           [--only 0,9]   (send only these of the load run's requests, by index)
  *   PROBE_GC=1     force a full GC in the Worker's isolate at the end (inspector) and read its heap
  *   PROBE_SMAPS=1  print each workerd's resident memory by kind of mapping at the end
  *
@@ -20,6 +21,10 @@
  * - Over 200k requests the growth slows after ~75k but does not stop cleanly: runtime workerd
  *   under wrangler dev, ours 192 → 909 (75k) → 943 MiB (200k), trivial 72 → 558 → 735 MiB;
  *   under workerd serve, ours 173 → 460 (75k) → 469 MiB (200k).
+ * - It is not one kind of request: under workerd serve, 30k requests of one kind each grew
+ *   workerd by 126 MiB (PNG classify, --only 0), 135 (JPEG, --only 2), 66 (415 with the body
+ *   drained, --only 7), 101 (bad PNG 400, --only 3) and 154 MiB (GET /v1/models, --only 9: no
+ *   body, no decoding, no inference, a 2.5 KB JSON answer).
  * - wrangler's --log-level none, --show-interactive-dev-session=false and --live-reload=false
  *   change nothing (runtime 168 → 377 MiB over 20k requests vs 168 → 383 MiB without them);
  *   workerd serve without an inspector grows too, so wrangler's inspector is not the cause.
@@ -58,7 +63,9 @@ function smapsSummary(pid: number): Record<string, number> {
 
 const server = await startWorker({ worker, host, modelsDir, extraArgs: extra, v8Flags: arg('v8-flags')?.split(' ').filter(Boolean) });
 try {
-  const requests = loadRequests(JSON.parse(readFileSync(`${modelsDir}/manifest.json`, 'utf8')));
+  const every = loadRequests(JSON.parse(readFileSync(`${modelsDir}/manifest.json`, 'utf8')));
+  const only = arg('only')?.split(',').map(Number);
+  const requests = only ? only.map((i) => every[i]!) : every;
   const MiB = 2 ** 20;
   const show = (done: number) => {
     const tree = server.tree();
