@@ -71,14 +71,19 @@ async function runSeed(base: CompileConfig, seed: number, variants: string[], ca
   const t0 = performance.now();
   const rows: Record<string, RowSummary> = {};
   // Vanilla (from the base model) at the config's own seed only: it is the comparison the study is not about.
-  const published = await compile({ config: withSeed(), cacheDir, outDir, baselines: seed === base.seed ? true : ['fusing'], quick: false, data, impls, log });
-  for (const r of published.report.rows) if (['fusiondistill', 'fusing', 'vanilla'].includes(r.id)) rows[r.label] = r.summary;
+  // --variants-first: the variants before the published rows (another process may be running those).
+  const publishedRows = async () => {
+    const published = await compile({ config: withSeed(), cacheDir, outDir, baselines: seed === base.seed ? true : ['fusing'], quick: false, data, impls, log });
+    for (const r of published.report.rows) if (['fusiondistill', 'fusing', 'vanilla'].includes(r.id)) rows[r.label] = r.summary;
+  };
+  if (!process.argv.includes('--variants-first')) await publishedRows();
   for (const v of variants) {
     const edit = VARIANTS[v];
     if (!edit) throw new Error(`unknown variant "${v}"; known: ${Object.keys(VARIANTS).join(', ')}`);
     const result = await compile({ config: withSeed(edit), cacheDir, outDir, baselines: false, quick: false, data, impls, log });
     rows[`FusionDistill [${v}]`] = result.report.rows.find((r) => r.id === 'fusiondistill')!.summary;
   }
+  if (process.argv.includes('--variants-first')) await publishedRows();
   return { seed, rows, seconds: (performance.now() - t0) / 1000 };
 }
 
