@@ -240,7 +240,7 @@ export async function createApp(options: AppOptions): Promise<FacetApp> {
     }
   });
   // Secure headers on every answer. Hono's middleware sets them on the finished response, which
-  // makes @hono/node-server build a Headers object per request and take its slow path (~9% of
+  // makes @hono/node-server build a Headers object per request and take its slow path (~5% of
   // the Node server's CPU per classify request, by --cpu-prof). So the values are worked out once,
   // by Hono's own middleware, and the hot JSON answers carry them from the start (`json` below);
   // any other response gets them set afterwards as before.
