@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildEdge, inputsFile, ROOT, type BundleInputs } from '../../scripts/build-edge.ts';
 import { staleReason } from '../../scripts/serve-node.mjs';
-import { fixtureApp, FIXTURE_MODELS, image } from './helpers.ts';
+import { fixtureApp, FIXTURE_MODELS, image, servingUrl } from './helpers.ts';
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -33,17 +33,7 @@ describe('Node edge bundle (scripts/build-edge.ts)', () => {
   it('serves with plain node (no tsx) and answers as the app does in-process', async () => {
     const child = spawn(process.execPath, [out, '--port', '0', '--models', FIXTURE_MODELS], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FACET_API_KEY: '', NODE_OPTIONS: '' } });
     try {
-      let output = '';
-      const url = await new Promise<string>((resolve, reject) => {
-        const onData = (d: Buffer) => {
-          output += d;
-          const m = /serving .* on (http:\/\/[\d.]+:\d+)/.exec(output);
-          if (m) resolve(m[1]!);
-        };
-        child.stdout!.on('data', onData);
-        child.stderr!.on('data', onData);
-        child.once('exit', (code) => reject(new Error(`bundle exited with ${code}:\n${output}`)));
-      });
+      const url = await servingUrl(child, 'bundle').url;
       const request = () => new Request(`${url}/v1/classify?subtask=tops&top_k=4`, { method: 'POST', body: image('shirt.png'), headers: { 'content-type': 'image/png' } });
       const res = await fetch(request());
       expect(res.status).toBe(200);

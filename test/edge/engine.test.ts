@@ -10,7 +10,7 @@ import { configureOrt } from '../../edge/ort.ts';
 import { parseStartupMarks, startupMarks } from '../../edge/startup.ts';
 import { loadManifest } from '../../edge/store.ts';
 import { FsModelStore } from '../../edge/store-fs.ts';
-import { FIXTURE_MODELS, fixtureWasm, image } from './helpers.ts';
+import { FIXTURE_MODELS, fixtureWasm, image, servingUrl } from './helpers.ts';
 
 describe('startup marks', () => {
   it('marks the first request, verified read, session and run of each model once, in that order', async () => {
@@ -44,22 +44,14 @@ describe('startup marks', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, FACET_API_KEY: '', FACET_TRACE_STARTUP: '1', NODE_OPTIONS: '' },
     });
-    let output = '';
+    const served = servingUrl(child);
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        const onData = (d: Buffer) => {
-          output += d;
-          const m = /serving .* on (http:\/\/[\d.]+:\d+)/.exec(output);
-          if (m) resolve(m[1]!);
-        };
-        child.stdout!.on('data', onData);
-        child.stderr!.on('data', onData);
-        child.once('exit', (code) => reject(new Error(`server exited with ${code}:\n${output}`)));
-      });
+      const url = await served.url;
       const res = await fetch(`${url}/v1/classify?subtask=tops`, { method: 'POST', body: image('shirt.png'), headers: { 'content-type': 'image/png' } });
       expect(res.status).toBe(200);
       await res.arrayBuffer();
       await new Promise((r) => setTimeout(r, 50));
+      const output = served.output();
       const marks = parseStartupMarks(output);
       // serve-node.mjs says what became of the bundle's code cache.
       expect(output).toMatch(/^facet-startup-code-cache (used|rejected|none)$/m);

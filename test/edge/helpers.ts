@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 /** Shared setup for the edge tests: the fixture models, fixture images, an app over them. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,3 +36,22 @@ export function jpegHeaderClaiming(width: number, height: number): Uint8Array<Ar
 }
 
 export const toBase64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+
+/**
+ * Waits for a spawned server's "serving … on http://host:port" line (stdout or stderr) and
+ * returns the URL; `output()` is everything the child printed so far. Rejects if it exits first.
+ */
+export function servingUrl(child: ChildProcess, what = 'server'): { url: Promise<string>; output: () => string } {
+  let output = '';
+  const url = new Promise<string>((resolve, reject) => {
+    const onData = (d: Buffer) => {
+      output += d;
+      const m = /serving .* on (http:\/\/[\d.]+:\d+)/.exec(output);
+      if (m) resolve(m[1]!);
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${what} exited with ${code}:\n${output}`)));
+  });
+  return { url, output: () => output };
+}
