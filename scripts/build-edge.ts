@@ -70,14 +70,12 @@ async function loadEsbuild(): Promise<typeof import('esbuild')> {
 
 export async function buildEdge(out: string = DEFAULT_OUT): Promise<{ out: string; bytes: number; inputs: number }> {
   const esbuild = await loadEsbuild();
+  // One bundle of edge/node.ts, written twice: ESM (the default entry) and CommonJS (run through
+  // V8's code cache by serve-node.mjs).
+  const common = { entryPoints: [join(ROOT, 'edge/node.ts')], absWorkingDir: ROOT, bundle: true, platform: 'node', target: 'node20', write: false, logLevel: 'silent', legalComments: 'none' } satisfies import('esbuild').BuildOptions;
   const result = await esbuild.build({
-    entryPoints: [join(ROOT, 'edge/node.ts')],
-    absWorkingDir: ROOT,
-    bundle: true,
-    platform: 'node',
+    ...common,
     format: 'esm',
-    target: 'node20',
-    write: false,
     metafile: true,
     // Dependencies go into the bundle too: resolving and loading hono, zod, onnxruntime-web and
     // the codecs module by module cost ~130 ms of the start (bench/edge-cold.ts). Their wasm
@@ -85,26 +83,17 @@ export async function buildEdge(out: string = DEFAULT_OUT): Promise<{ out: strin
     // place in the repository). CommonJS dependencies (jpeg-js) need a `require` in ESM.
     banner: { js: "import { createRequire as __facetCreateRequire } from 'node:module'; const require = __facetCreateRequire(import.meta.url);" },
     outfile: out,
-    logLevel: 'silent',
-    legalComments: 'none',
   });
   const js = result.outputFiles.find((f) => f.path === resolve(out));
   if (!js) throw new Error(`build-edge: esbuild wrote no ${out}`);
   // The same modules as CommonJS; import.meta.url (wasm-files.ts resolves node_modules from it)
   // becomes the file's own URL.
   const cjs = await esbuild.build({
-    entryPoints: [join(ROOT, 'edge/node.ts')],
-    absWorkingDir: ROOT,
-    bundle: true,
-    platform: 'node',
+    ...common,
     format: 'cjs',
-    target: 'node20',
-    write: false,
     define: { 'import.meta.url': '__facetModuleUrl' },
     banner: { js: "const __facetModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
     outfile: cjsFile(out),
-    logLevel: 'silent',
-    legalComments: 'none',
   });
   const cjsJs = cjs.outputFiles.find((f) => f.path === resolve(cjsFile(out)));
   if (!cjsJs) throw new Error(`build-edge: esbuild wrote no ${cjsFile(out)}`);
