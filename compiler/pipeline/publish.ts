@@ -60,9 +60,12 @@ export async function readManifest(dir: string): Promise<Manifest | undefined> {
   return parseManifest(json, file);
 }
 
+/** Whether `path` exists with this sha256. */
+const hasSha256 = (path: string, sha256: string): Promise<boolean> => sha256File(path).then((h) => h === sha256, () => false);
+
 /** Whether `entry.file` is in `dir` with the manifest's checksum. */
-export async function entryIntact(dir: string, entry: ModelEntry): Promise<boolean> {
-  return sha256File(join(dir, entry.file)).then((h) => h === entry.sha256, () => false);
+export function entryIntact(dir: string, entry: ModelEntry): Promise<boolean> {
+  return hasSha256(join(dir, entry.file), entry.sha256);
 }
 
 /**
@@ -80,7 +83,7 @@ export async function commitModels(dir: string, staged: StagedModel[], next: (en
     const file = modelFileName(entry.id, sha256);
     const path = join(dir, file);
     // Same name, same content: a rerun that changed nothing rewrites nothing.
-    if (!(await sha256File(path).then((h) => h === sha256, () => false))) await writeFileAtomic(path, onnx);
+    if (!(await hasSha256(path, sha256))) await writeFileAtomic(path, onnx);
     written.push(path);
     entries.push({ ...entry, file, bytes: onnx.length, sha256 } as ModelEntry);
   }
