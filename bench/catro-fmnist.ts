@@ -19,11 +19,9 @@ import type { Graph, ParamStore } from '../compiler/graph/ir.ts';
 import { type BnBatchStats, forward, fromVariables, predict, toVariables, trainableVariables, updateRunningStats } from '../compiler/nn/forward.ts';
 import { initBackend } from '../compiler/tf/backend.ts';
 import { Rng } from '../shared/rng.ts';
+import { optionValue } from './args.ts';
 
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? fallback : process.argv[i + 1]!;
-};
+const arg = (name: string, fallback: string) => optionValue(process.argv, name) ?? fallback;
 const steps = Number(arg('steps', '300'));
 const finetuneSteps = Number(arg('finetune', '60'));
 const flops = Number(arg('flops', '0.25'));

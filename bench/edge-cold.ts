@@ -30,6 +30,7 @@ import { buildEdge } from '../scripts/build-edge.ts';
 import { DEFAULT_MODELS } from '../edge/node.ts';
 import { WASM_V8_FLAGS } from '../edge/wasm-files.ts';
 import { DENO_V8_FLAGS, freePort, prebuiltWorker, runtimeBinary, type PrebuiltWorker } from '../test/edge/servers.ts';
+import { optionValue } from './args.ts';
 
 const wrangler = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js');
 const body = Uint8Array.from(readFileSync('test/fixtures/edge/images/shirt.png'));
@@ -225,7 +226,7 @@ export function printColdStarts(rows: ColdStartRow[]): void {
 
 if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('bench/edge-cold.ts')) {
   const argv = process.argv.slice(2);
-  const arg = (name: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined);
+  const arg = (name: string) => optionValue(argv, name);
   const modelsDir = resolve(arg('models') ?? DEFAULT_MODELS.find((d) => existsSync(`${d}/manifest.json`))!);
   const outPath = arg('out') ?? 'bench/results/edge-cold.json';
   const runs = Number(arg('runs') ?? 5);

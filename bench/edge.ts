@@ -27,9 +27,10 @@ import { FsModelStore } from '../edge/store-fs.ts';
 import { compileWasmFromNodeModules } from '../edge/wasm-files.ts';
 import { cpuMs, servingPid, startServer, type RuntimeName } from '../test/edge/servers.ts';
 import { measureColdStarts, printColdStarts } from './edge-cold.ts';
+import { optionValue } from './args.ts';
 
 const argv = process.argv.slice(2);
-const arg = (name: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined);
+const arg = (name: string) => optionValue(argv, name);
 const quick = argv.includes('--quick');
 const modelsDir = arg('models') ?? DEFAULT_MODELS.find((d) => existsSync(`${d}/manifest.json`))!;
 const requests = Number(arg('requests') ?? (quick ? 1000 : 5000));

@@ -23,11 +23,9 @@ import type { RowSummary } from '../compiler/pipeline/report.ts';
 import { loadCompileData, stageImpls } from '../compiler/pipeline/stages.ts';
 import { createProgress } from '../compiler/train/progress.ts';
 import { initBackend } from '../compiler/tf/backend.ts';
+import { optionValue } from './args.ts';
 
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? fallback : process.argv[i + 1]!;
-};
+const arg = (name: string, fallback: string) => optionValue(process.argv, name) ?? fallback;
 const RESULTS = 'bench/results';
 
 /** Stage-4 variants beside the published method: each edits `stages.distill`. */

@@ -32,9 +32,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { DEFAULT_MODELS } from '../edge/node.ts';
 import { collectGarbage, fire, loadRequests, startWorker, type WorkerKind, type WorkerHost } from './load-workerd.ts';
+import { optionValue } from './args.ts';
 
 const argv = process.argv.slice(2);
-const arg = (name: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined);
+const arg = (name: string) => optionValue(argv, name);
 const worker = (arg('worker') ?? 'facet') as WorkerKind;
 const host = (arg('host') ?? 'wrangler') as WorkerHost;
 const total = Number(arg('requests') ?? 20_000);

@@ -33,11 +33,12 @@ import type { Manifest } from '../shared/manifest.ts';
 import { spawn } from 'node:child_process';
 import { command, freePort } from '../test/edge/servers.ts';
 import { collectGarbage, fire, loadRequests, rssOf, startWorker, type Fired, type TreeProcess } from './load-workerd.ts';
+import { optionValue } from './args.ts';
 
 type LoadRuntime = 'node' | 'workerd' | 'workerd-trivial' | 'workerd-serve' | 'workerd-serve-trivial';
 
 const argv = process.argv.slice(2);
-const arg = (name: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined);
+const arg = (name: string) => optionValue(argv, name);
 const total = Number(arg('requests') ?? 50_000);
 const runtimes = (arg('runtimes') ?? 'node,workerd,workerd-trivial').split(',') as LoadRuntime[];
 for (const r of runtimes) if (!['node', 'workerd', 'workerd-trivial', 'workerd-serve', 'workerd-serve-trivial'].includes(r)) throw new Error(`unknown runtime ${r}`);

@@ -15,9 +15,10 @@ import { join } from 'node:path';
 import { DEFAULT_MODELS } from '../edge/node.ts';
 import type { Manifest } from '../shared/manifest.ts';
 import { cpuMs, freePort } from '../test/edge/servers.ts';
+import { optionValue } from './args.ts';
 
 const argv = process.argv.slice(2);
-const arg = (name: string) => (argv.includes(`--${name}`) ? argv[argv.indexOf(`--${name}`) + 1] : undefined);
+const arg = (name: string) => optionValue(argv, name);
 const all = (name: string) => argv.flatMap((a, i) => (a === `--${name}` ? [argv[i + 1]!] : []));
 const requests = Number(arg('requests') ?? 5000);
 const rounds = Number(arg('rounds') ?? 3);
