@@ -67,7 +67,7 @@ async function fit(g: Graph, params: ParamStore, indices: number[], labelOf: (i:
     });
     updateRunningStats(g, vars, stats);
   }
-  const out = fromVariables(vars);
+  const out = await fromVariables(vars);
   for (const v of vars.values()) v.dispose();
   opt.dispose();
   return out;

@@ -49,10 +49,14 @@ export function toVariables(params: ParamStore): Map<string, tf.Variable> {
 // tfjs variable names must be unique per engine; several models may live side by side.
 let nextVarId = 0;
 
-/** Copies tensors back to host memory (a fresh ParamStore; the tensors stay alive). */
-export function fromVariables(vars: Map<string, tf.Tensor>): ParamStore {
+/**
+ * Copies tensors back to host memory (a fresh ParamStore; the tensors stay alive).
+ * Asynchronous because webgpu in Node cannot read GPU buffers synchronously (tfjs-webgpu's
+ * readSync needs an OffscreenCanvas).
+ */
+export async function fromVariables(vars: Map<string, tf.Tensor>): Promise<ParamStore> {
   const store: ParamStore = new Map();
-  for (const [key, v] of vars) store.set(key, { shape: [...v.shape], data: Float32Array.from(v.dataSync() as Float32Array) });
+  for (const [key, v] of vars) store.set(key, { shape: [...v.shape], data: Float32Array.from((await v.data()) as Float32Array) });
   return store;
 }
 

@@ -93,10 +93,11 @@ export async function recalibrateBn(graph: Graph, params: ParamStore, batches: I
         });
       });
       x.dispose();
-      layers.forEach((name, i) => {
+      for (const [i, name] of layers.entries()) {
         const [meanT, varT] = stats[i]!;
-        const mean = meanT.dataSync();
-        const variance = varT.dataSync();
+        // Asynchronous reads: webgpu in Node cannot read GPU buffers synchronously.
+        const mean = await meanT.data();
+        const variance = await varT.data();
         meanT.dispose();
         varT.dispose();
         let acc = sums.get(name);
@@ -105,7 +106,7 @@ export async function recalibrateBn(graph: Graph, params: ParamStore, batches: I
           acc.mean[c]! += n * mean[c]!;
           acc.second[c]! += n * (variance[c]! + mean[c]! * mean[c]!);
         }
-      });
+      }
       seen += n;
     }
   } finally {

@@ -201,13 +201,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const keyOfVar = new Map([...trainable].map(([k, v]) => [v.name, k]));
   const varList = [...trainable.values()];
 
-  const saveState = () => {
+  const saveState = async () => {
     if (!lastPath) return;
     state.rngState = rng.getState();
-    const opt = optimizer.getState();
+    const opt = await optimizer.getState();
     state.optimizer = { kind: opt.kind, step: opt.step };
     const tensors = new Map<string, HostTensor>();
-    for (const [k, t] of fromVariables(vars)) tensors.set(`param/${k}`, t);
+    for (const [k, t] of await fromVariables(vars)) tensors.set(`param/${k}`, t);
     for (const [k, t] of opt.slots) tensors.set(`opt/${k}`, t);
     writeCheckpoint(lastPath, { meta: state, tensors });
   };
@@ -258,7 +258,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         state.batch++;
         state.globalStep++;
         const every = opts.checkpointEverySteps ?? 0;
-        if (every > 0 && state.batch % every === 0 && state.batch < stepsPerEpoch) saveState();
+        if (every > 0 && state.batch % every === 0 && state.batch < stepsPerEpoch) await saveState();
         const ips = sums.images / sums.seconds;
         const info: StepInfo = {
           epoch,
@@ -276,11 +276,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         progress.step(info);
         opts.onStep?.(info);
         if (opts.signal?.aborted && state.batch < stepsPerEpoch) {
-          saveState();
+          await saveState();
           throw interrupted(`epoch ${epoch + 1}, step ${state.batch}/${stepsPerEpoch}`);
         }
       }
-      const val = opts.val ? evaluate(graph, vars, opts.val, opts.normalize, opts.evalBatchSize ?? 256) : null;
+      const val = opts.val ? await evaluate(graph, vars, opts.val, opts.normalize, opts.evalBatchSize ?? 256) : null;
       const sums = state.epochSums;
       const record: EpochRecord = {
         epoch,
@@ -299,13 +299,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const score = val?.accuracy ?? -1;
       if (!state.best || score > state.best.valAccuracy || !val) {
         state.best = { epoch, valAccuracy: score };
-        if (bestPath) writeParams(bestPath, graph.arch, fromVariables(vars), epoch, val?.accuracy ?? null);
+        if (bestPath) writeParams(bestPath, graph.arch, await fromVariables(vars), epoch, val?.accuracy ?? null);
       }
       state.epoch++;
       state.batch = 0;
       state.epochSeed = null;
       state.epochSums = emptySums();
-      saveState();
+      await saveState();
       if (opts.signal?.aborted && state.epoch < epochs) throw interrupted(`the end of epoch ${epoch + 1}`);
     }
   } catch (err) {
@@ -317,7 +317,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     await pipeline?.close();
   }
 
-  const params = fromVariables(vars);
+  const params = await fromVariables(vars);
   disposeAll(vars);
   optimizer.dispose();
   let best: TrainResult['best'] = null;
@@ -389,13 +389,13 @@ function dataMs(p: BatchPipeline): number {
 }
 
 /** Accuracy and mean cross-entropy of evaluation-mode predictions on a labelled set. */
-export function evaluate(
+export async function evaluate(
   graph: Graph,
   vars: Map<string, tf.Tensor>,
   data: LabelledImages,
   normalize: { mean: number[]; std: number[] },
   batchSize = 256,
-): { accuracy: number; loss: number } {
+): Promise<{ accuracy: number; loss: number }> {
   const pixels = data.height * data.width * data.channels;
   const numClasses = data.classNames.length;
   let correct = 0;
@@ -404,11 +404,15 @@ export function evaluate(
     const n = Math.min(batchSize, data.count - start);
     const x = normalizeBatch(data.images.subarray(start * pixels, (start + n) * pixels), data.channels, normalize.mean, normalize.std);
     const labels = Int32Array.from(data.labels.subarray(start, start + n));
-    const [pred, lossValue] = tf.tidy(() => {
+    const [predT, lossT] = tf.tidy(() => {
       const logits = forward(graph, vars, tf.tensor4d(x, [n, data.height, data.width, data.channels]), { training: false }).logits;
       const l = tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(labels, 'int32'), numClasses), logits);
-      return [tf.argMax(logits, 1).dataSync(), l.dataSync()[0]!] as const;
+      return [tf.argMax(logits, 1), l] as const;
     });
+    // Asynchronous reads: webgpu in Node cannot read GPU buffers synchronously.
+    const pred = await predT.data();
+    const lossValue = (await lossT.data())[0]!;
+    tf.dispose([predT, lossT]);
     for (let i = 0; i < n; i++) if (pred[i] === labels[i]) correct++;
     lossSum += lossValue * n;
   }

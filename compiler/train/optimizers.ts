@@ -46,7 +46,8 @@ export interface Optimizer {
   readonly step: number;
   /** One update of every variable that has a gradient, with learning rate `lr`. */
   apply(vars: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, lr: number): void;
-  getState(): OptimizerState;
+  /** Asynchronous: webgpu in Node has no synchronous GPU reads. */
+  getState(): Promise<OptimizerState>;
   setState(state: OptimizerState): void;
   dispose(): void;
 }
@@ -82,9 +83,9 @@ abstract class SlotOptimizer {
     else this.slots.set(key, tf.variable(value, false));
   }
 
-  getState(): OptimizerState {
+  async getState(): Promise<OptimizerState> {
     const slots = new Map<string, HostTensor>();
-    for (const [key, v] of this.slots) slots.set(key, { shape: [...v.shape], data: new Float32Array(v.dataSync()) });
+    for (const [key, v] of this.slots) slots.set(key, { shape: [...v.shape], data: new Float32Array(await v.data()) });
     return { kind: this.kind, step: this.steps, slots };
   }
 

@@ -71,7 +71,7 @@ beforeAll(async () => {
     });
     updateRunningStats(graph, vars, stats);
   }
-  trained = fromVariables(vars);
+  trained = await fromVariables(vars);
   for (const v of vars.values()) v.dispose();
   opt.dispose();
   await initBackend('cpu');

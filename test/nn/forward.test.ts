@@ -152,10 +152,10 @@ describe('forward on ResNets', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('fromVariables round-trips the parameters', () => {
+  it('fromVariables round-trips the parameters', async () => {
     const g = resnet({ depth: 8, width: 0.25, input: [8, 8, 3], classes: 2 });
     const p = initParams(g, new TestRng(8));
-    const back = fromVariables(toVariables(p));
+    const back = await fromVariables(toVariables(p));
     expect([...back.keys()]).toEqual([...p.keys()]);
     for (const [k, v] of p) expect(back.get(k)).toEqual(v);
   });

@@ -58,7 +58,7 @@ describe('train()', () => {
     expect(r.stats.dataShare).toBeLessThan(1);
   });
 
-  it('selects the best checkpoint on validation accuracy', () => {
+  it('selects the best checkpoint on validation accuracy', async () => {
     const best = reference.best!;
     const accs = reference.history.map((h) => h.valAccuracy!);
     expect(best.epoch).toBe(accs.indexOf(Math.max(...accs)));
@@ -68,7 +68,7 @@ describe('train()', () => {
     expect(meta.epoch).toBe(best.epoch);
     const opts = resumeTestOptions();
     const vars = toVariables(params);
-    expect(evaluate(opts.graph, vars, opts.val!, opts.normalize).accuracy).toBe(best.valAccuracy);
+    expect((await evaluate(opts.graph, vars, opts.val!, opts.normalize)).accuracy).toBe(best.valAccuracy);
     for (const v of vars.values()) v.dispose();
   });
 

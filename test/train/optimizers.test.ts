@@ -111,7 +111,7 @@ describe('RAdam (torch.optim.RAdam semantics, L2 weight decay)', () => {
 });
 
 describe('optimizer state', () => {
-  it('round-trips: a restored optimizer continues bit-identically', () => {
+  it('round-trips: a restored optimizer continues bit-identically', async () => {
     for (const config of [{ kind: 'sgd', momentum: 0.9, nesterov: true, weightDecay: 5e-4 }, { kind: 'radam', weightDecay: 1e-4 }] as OptimizerConfig[]) {
       const straight = run(config, 9, 0.05);
       // Run 4 steps, snapshot, restore into a fresh optimizer and parameter, run 5 more.
@@ -124,7 +124,7 @@ describe('optimizer state', () => {
         g.dispose();
       };
       for (let t = 0; t < 4; t++) step(first, p);
-      const snapshot = first.getState();
+      const snapshot = await first.getState();
       const saved = Float32Array.from(p.dataSync());
       first.dispose();
       p.dispose();
@@ -140,8 +140,8 @@ describe('optimizer state', () => {
     }
   });
 
-  it('refuses state of another optimizer kind', () => {
-    const sgd = createOptimizer({ kind: 'sgd', momentum: 0.9 });
-    expect(() => createOptimizer({ kind: 'radam' }).setState(sgd.getState())).toThrow(/state is for "sgd"/);
+  it('refuses state of another optimizer kind', async () => {
+    const state = await createOptimizer({ kind: 'sgd', momentum: 0.9 }).getState();
+    expect(() => createOptimizer({ kind: 'radam' }).setState(state)).toThrow(/state is for "sgd"/);
   });
 });
