@@ -85,8 +85,8 @@ async function serve(runtime: LoadRuntime): Promise<Served> {
 
 async function startNodeWithInspector() {
   const [port, inspectorPort] = [await freePort(), await freePort()];
-  const { cmd, args } = command('node', port, modelsDir, 0);
-  const child = spawn(cmd, [`--inspect=127.0.0.1:${inspectorPort}`, ...args], { env: { ...process.env, FACET_API_KEY: '', NO_COLOR: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const { cmd, args, env } = command('node', port, modelsDir, 0);
+  const child = spawn(cmd, [`--inspect=127.0.0.1:${inspectorPort}`, ...args], { env: { ...process.env, ...env, FACET_API_KEY: '', NO_COLOR: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d) => (log += d));
   const url = `http://127.0.0.1:${port}`;

@@ -5,7 +5,9 @@
  * bun.ts, deno.ts), which differ only in how they listen.
  */
 import { existsSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 import type { FacetApp } from './app.ts';
+import nodeHeapV8Flags from './node-v8-heap-flags.json' with { type: 'json' };
 import { markStartup } from './startup.ts';
 import { compileWasmFromNodeModules, type CompiledWasm } from './wasm-files.ts';
 
@@ -59,9 +61,47 @@ export function startupFailed(err: unknown): never {
   process.exit(1);
 }
 
+/**
+ * V8 heap sizing for the Node server (edge/node-v8-heap-flags.json), so that its resident memory
+ * under steady load is flat from the first requests on (issue 6's load run, bench/load.ts: RSS
+ * after 50,000 requests within 10% of after the first 1,000). Without them the server grew
+ * 162 → 211 MiB while its live JS heap stayed at ~12 MiB: all of it V8 sizing, plus malloc (below).
+ *
+ * --semi-space-growth-factor=1: the young generation keeps the size it starts with (1 MiB
+ * semi-spaces). By default V8 doubles it under a high allocation rate, up to 2 × 16 MiB, which
+ * the load run reaches within a few thousand requests: RSS that never goes back.
+ * (--max-semi-space-size would say it more plainly, but V8 reads it only when the heap is
+ * created, so it works on the command line only; the growth factor is read at each growth, so
+ * setting it here, first thing, works for every way of starting the server.)
+ *
+ * --heap-growing-percent=10 and --optimize-for-size: after a full GC the old generation may grow
+ * by a small, fixed step before the next one, instead of V8's dynamic factor of up to 4× the
+ * live size. Promoted garbage otherwise filled it from ~12 to ~35 MiB before the second full GC;
+ * with these it saws within ~4 MiB (measured). Both are read at each GC, so they apply when set
+ * at run time (--optimize-for-size is what selects the small minimum step).
+ *
+ * Cost, measured with bench/node-http.ts (shared 2-core machine, 4 interleaved rounds of 8,000
+ * requests, three runs): server CPU per request 0.89–0.99 ms with V8's defaults against
+ * 1.00–1.06 ms tuned, while single rounds of one setting spread ±10%: a few percent at most,
+ * not resolved on this machine; req/s and p99 equal within noise. The live heap is small (the
+ * models live in the wasm heap), so more frequent collections are cheap.
+ *
+ * The malloc side, MALLOC_MMAP_THRESHOLD_=131072, can only be set before the process starts:
+ * `npm run serve:node` sets it (README, "Memory").
+ */
+export const NODE_HEAP_V8_FLAGS: readonly string[] = nodeHeapV8Flags;
+
+/** Set NODE_HEAP_V8_FLAGS, or FACET_NODE_HEAP_V8_FLAGS in their place (space-separated; empty for V8's defaults). */
+export function tuneNodeHeap(env: Record<string, string | undefined> = process.env): void {
+  const flags = env.FACET_NODE_HEAP_V8_FLAGS !== undefined ? env.FACET_NODE_HEAP_V8_FLAGS.split(/\s+/).filter(Boolean) : NODE_HEAP_V8_FLAGS;
+  for (const flag of flags) setFlagsFromString(flag);
+}
+
 /** Starts the server from the command line; exported for scripts/serve-node.mjs, which runs the bundle of this file. */
 export async function main(): Promise<void> {
   markStartup('entry');
+  // Before anything allocates much: the young generation must not have grown yet.
+  tuneNodeHeap();
   const wasm = compileWasmFromNodeModules();
   // An unhandled rejection would end the process before buildServerApp reports it properly.
   wasm.catch(() => undefined);

@@ -119,11 +119,28 @@ export function workerdBinary(): string {
 /** The V8 flag `npm run serve:deno` passes (Deno ignores flags set at run time). */
 export const DENO_V8_FLAGS = '--v8-flags=--wasm-tiering-budget=18000000';
 
+/**
+ * package.json's `serve:node` script, split into its leading `NAME=value` environment and the
+ * arguments after `node`, so that the tests and benchmarks start the Node server exactly as
+ * `npm run serve:node` does.
+ */
+export function serveNodeScript(): { env: Record<string, string>; args: string[] } {
+  const script: string = JSON.parse(readFileSync(resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../../package.json'), 'utf8')).scripts['serve:node'];
+  const words = script.trim().split(/\s+/);
+  const env: Record<string, string> = {};
+  for (let m; (m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(words[0] ?? '')); words.shift()) env[m[1]!] = m[2]!;
+  if (words.shift() !== 'node') throw new Error(`package.json serve:node is not "[NAME=value ...] node ...": ${script}`);
+  return { env, args: words };
+}
+
 export function command(runtime: RuntimeName, port: number, modelsDir: string, extraPort: number, workerConfig?: string): { cmd: string; args: string[]; env?: Record<string, string> } {
   switch (runtime) {
-    case 'node':
-      // What `npm run serve:node` runs: the esbuild bundle with plain node (rebuilt first if stale).
-      return { cmd: process.execPath, args: ['scripts/serve-node.mjs', '--port', String(port), '--models', modelsDir] };
+    case 'node': {
+      // What `npm run serve:node` runs: the esbuild bundle with plain node (rebuilt first if
+      // stale), with the script's environment (MALLOC_ARENA_MAX).
+      const script = serveNodeScript();
+      return { cmd: process.execPath, args: [...script.args, '--port', String(port), '--models', modelsDir], env: script.env };
+    }
     case 'bun':
       return { cmd: runtimeBinary('bun').path!, args: ['edge/bun.ts', '--port', String(port), '--models', modelsDir] };
     case 'deno':
