@@ -262,6 +262,8 @@ export const CompileConfig = z
         calibrationPerClass: z.number().int().min(2),
         method: z.enum(['ratio', 'greedy']),
         wEpsilon: z.number().positive(),
+        /** CATRO features: each channel flattened over space (the spec's default) or global-average pooled. */
+        pooling: z.enum(['flatten', 'gap']),
         recalibrationImages: z.number().int().positive(),
         epochs: z.number().int().positive(),
         batchSize: z.number().int().min(4),

@@ -13,6 +13,7 @@ import { batchToNHWC } from '../../shared/preprocess.ts';
 import { Rng } from '../../shared/rng.ts';
 import { baselinePrune, calibrationSet, catroPrune, type PruneResult, type Selector } from '../catro/catro.ts';
 import { recalibrateBatchNorm } from '../catro/recalibrate.ts';
+import type { ScatterPooling } from '../catro/scatter.ts';
 import { restrictClasses } from '../catro/prune.ts';
 import { tfjsTapRunner } from '../catro/tfjs-runner.ts';
 import { subsetClasses } from '../data/split.ts';
@@ -33,6 +34,8 @@ export interface SubtaskTuning {
   method: 'ratio' | 'greedy';
   /** Stage II ridge term on S_w (1e-8 as specified; larger values are ridge-regularised LDA, docs/catro.md). */
   wEpsilon: number;
+  /** Per-channel features for the scatter: flattened over space (docs/catro.md §1) or global-average pooled. */
+  pooling: ScatterPooling;
   /** Images for BN re-estimation right after pruning (all selectors alike). */
   recalibrationImages: number;
   epochs: number;
@@ -54,6 +57,7 @@ export const DEFAULT_SUBTASK_TUNING: SubtaskTuning = {
   calibrationPerClass: 50,
   method: 'ratio',
   wEpsilon: 1e-8,
+  pooling: 'flatten',
   recalibrationImages: 512,
   epochs: 2,
   batchSize: 128,
@@ -130,6 +134,7 @@ export async function pruneSubtask(input: SubtaskInput, selector: Selector, widt
       classes: input.classes,
       budget: { flops: input.flops, method: input.tuning.method },
       wEpsilon: input.tuning.wEpsilon,
+      pooling: input.tuning.pooling,
     });
   } else {
     if (!widths) throw new Error(`pruneSubtask: the ${selector} baseline needs the widths CATRO chose`);

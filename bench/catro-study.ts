@@ -1,0 +1,194 @@
+/**
+ * CATRO against L1-norm and random channels on one subtask of a compile config, over several
+ * seeds, with the compile's own pruning and fine-tuning code (compiler/pipeline/subtask.ts).
+ * The full model comes from a published folder (`--from`, full.ckpt + full.graph.json), so no
+ * stage cache is needed.
+ *
+ * Two kinds of figures, kept apart on purpose:
+ * - validation (the compile's held-out split of the training images, each image degraded once
+ *   by one of the four degradations, plus the clean split): what choices of CATRO options may
+ *   be made on;
+ * - test (the compile's evaluation in onnxruntime-node on the subtask's test images): what
+ *   the report quotes. Never used to choose anything.
+ * "mean5" = (clean + 4 × mean over the degradations) / 5, as in the compile's report.
+ *
+ *   npx tsx bench/catro-study.ts --config configs/fashion-mnist.json --from models/fashion-mnist \
+ *     --subtask tops [--seeds 0,1,2] [--variants "catro;catro:pooling=gap;l1;random"] \
+ *     [--no-finetune] [--no-test] [--out bench/results/catro-study-tops.json]
+ *
+ * A variant is a selector (catro, l1, random) with optional subtaskTuning overrides after a
+ * colon (`catro:wEpsilon=1e-8,pooling=gap,calibrationPerClass=200`). The baselines use the
+ * widths of the seed's first CATRO variant, as the compile does.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { PruneResult, Selector } from '../compiler/catro/catro.ts';
+import { subsetClasses } from '../compiler/data/split.ts';
+import type { LabelledImages } from '../compiler/data/types.ts';
+import type { Graph, ParamStore } from '../compiler/graph/ir.ts';
+import { toVariables } from '../compiler/nn/forward.ts';
+import { exportOnnx } from '../compiler/onnx/export.ts';
+import { loadCompileConfig, resolveSubtaskClasses } from '../compiler/pipeline/config.ts';
+import { writeFileAtomic } from '../compiler/pipeline/cache.ts';
+import { evaluate as evaluateOnnx, onnxClassifier, type EvalSummary } from '../compiler/pipeline/evaluate.ts';
+import { degradedCopy, loadCompileData, trainingSplits } from '../compiler/pipeline/stages.ts';
+import { fineTuneSubtask, pruneSubtask, type SubtaskInput, type SubtaskTuning } from '../compiler/pipeline/subtask.ts';
+import { FULL_CKPT, FULL_GRAPH, loadFullModel, subtaskTuning } from '../compiler/pipeline/subtasks.ts';
+import { initBackend } from '../compiler/tf/backend.ts';
+import { evaluate as evaluateTfjs } from '../compiler/train/loop.ts';
+import { DEGRADATION_KINDS } from '../shared/manifest.ts';
+import { optionValue } from './args.ts';
+
+const argv = process.argv.slice(2);
+const arg = (name: string) => optionValue(argv, name);
+const configFile = arg('config') ?? 'configs/fashion-mnist.json';
+const fromDir = arg('from') ?? 'models/fashion-mnist';
+const subtaskName = arg('subtask') ?? 'tops';
+const seeds = (arg('seeds') ?? '0').split(',').map(Number);
+const variants = (arg('variants') ?? 'catro;l1;random').split(';').filter(Boolean);
+const fineTune = !argv.includes('--no-finetune');
+const withTest = !argv.includes('--no-test');
+const outFile = arg('out') ?? `bench/results/catro-study-${subtaskName}.json`;
+
+interface Variant {
+  name: string;
+  selector: Selector;
+  overrides: Partial<SubtaskTuning>;
+}
+
+function parseVariant(spec: string): Variant {
+  const [selector, rest] = spec.split(':') as [string, string | undefined];
+  if (!['catro', 'l1', 'random'].includes(selector)) throw new Error(`--variants: unknown selector "${selector}" in "${spec}" (catro, l1, random)`);
+  const overrides: Record<string, unknown> = {};
+  for (const kv of rest ? rest.split(',') : []) {
+    const [k, v] = kv.split('=') as [string, string | undefined];
+    if (v === undefined) throw new Error(`--variants: "${kv}" in "${spec}" is not key=value`);
+    overrides[k] = /^-?[\d.e+-]+$/i.test(v) ? Number(v) : v;
+  }
+  return { name: spec, selector: selector as Selector, overrides: overrides as Partial<SubtaskTuning> };
+}
+
+const parsed = variants.map(parseVariant);
+if (!parsed.some((v) => v.selector === 'catro') && parsed.some((v) => v.selector !== 'catro')) throw new Error('--variants: the baselines need a catro variant for their widths');
+
+await initBackend('wasm');
+const config = await loadCompileConfig(configFile);
+const subtask = config.subtasks.find((s) => s.name === subtaskName);
+if (!subtask) throw new Error(`${configFile} has no subtask "${subtaskName}" (${config.subtasks.map((s) => s.name).join(', ')})`);
+const data = await loadCompileData(config);
+const classes = resolveSubtaskClasses(subtask, config.subtasks.indexOf(subtask), data.train.classNames, configFile);
+const full = await loadFullModel(join(fromDir, FULL_GRAPH), join(fromDir, FULL_CKPT));
+const splits = trainingSplits(config, data.train);
+if (!splits.val) throw new Error(`${configFile}: the study needs a validation split (dataset.validation > 0)`);
+const normalize = { mean: config.dataset.mean, std: config.dataset.std };
+const labels = classes.map((c) => data.train.classNames[c]!);
+
+// Validation as the fine-tuning loop sees it (one degradation per image, fixed seed) and clean.
+const valSub = subsetClasses(splits.val, classes);
+const valDegraded = degradedCopy(valSub, [...DEGRADATION_KINDS], config.degradations, config.seed);
+const testSub = subsetClasses(data.test, classes);
+
+interface Scores {
+  val: { clean: number; degraded: number; mean5: number };
+  test?: EvalSummary & { mean5: number };
+}
+
+async function scores(graph: Graph, params: ParamStore): Promise<Scores> {
+  const vars = toVariables(params);
+  try {
+    const clean = (await evaluateTfjs(graph, vars, valSub, normalize)).accuracy;
+    const degraded = (await evaluateTfjs(graph, vars, valDegraded, normalize)).accuracy;
+    const out: Scores = { val: { clean, degraded, mean5: (clean + 4 * degraded) / 5 } };
+    if (withTest) {
+      const model = await onnxClassifier(exportOnnx(graph, params, { labels, classes, mean: normalize.mean, std: normalize.std }));
+      try {
+        const { summary } = await evaluateOnnx(model.classify, testSub, { ranges: config.degradations, evaluation: config.evaluation, quick: false, mean: normalize.mean, std: normalize.std });
+        out.test = { ...summary, mean5: ((summary.clean ?? 0) + 4 * (summary.degradedMean ?? 0)) / 5 };
+      } finally {
+        await model.close();
+      }
+    }
+    return out;
+  } finally {
+    for (const v of vars.values()) v.dispose();
+  }
+}
+
+interface Row {
+  seed: number;
+  variant: string;
+  macs: number;
+  before: Scores;
+  after?: Scores & { bestEpoch: number | null };
+  seconds: number;
+}
+
+const rows: Row[] = [];
+const pct = (v: number | undefined) => (v === undefined ? '—' : (100 * v).toFixed(1));
+console.log(`catro-study: ${subtaskName} (${labels.join(', ')}), ${configFile}, full model ${fromDir}, seeds ${seeds.join(',')}, ${fineTune ? `fine-tuned ${subtaskTuning(config).epochs} epochs` : 'no fine-tuning'}`);
+for (const seed of seeds) {
+  let widths: ReadonlyMap<string, number> | undefined;
+  for (const v of parsed) {
+    const t0 = performance.now();
+    const input: SubtaskInput = {
+      graph: full.graph,
+      params: full.params,
+      train: splits.train,
+      val: splits.val,
+      classes,
+      flops: subtask.flopsFraction,
+      degradations: config.degradations,
+      normalize,
+      augment: subtaskTuning(config).augmentation ?? config.augmentation,
+      tuning: { ...subtaskTuning(config), ...v.overrides },
+      seed,
+    };
+    let pruned: PruneResult;
+    if (v.selector === 'catro') {
+      pruned = await pruneSubtask(input, 'catro');
+      widths ??= pruned.widths.widths;
+    } else {
+      pruned = await pruneSubtask(input, v.selector, widths);
+    }
+    const row: Row = { seed, variant: v.name, macs: pruned.macs.pruned, before: await scores(pruned.graph, pruned.params), seconds: 0 };
+    if (fineTune) {
+      const tuned = await fineTuneSubtask(input, pruned);
+      const params = tuned.best?.params ?? tuned.params;
+      row.after = { ...(await scores(pruned.graph, params)), bestEpoch: tuned.best?.epoch ?? null };
+    }
+    row.seconds = (performance.now() - t0) / 1000;
+    rows.push(row);
+    console.log(
+      `seed ${seed} ${v.name.padEnd(28)} MACs ${row.macs}  val mean5 ${pct(row.before.val.mean5)} → ${pct(row.after?.val.mean5)}  test mean5 ${pct(row.before.test?.mean5)} → ${pct(row.after?.test?.mean5)}  (${row.seconds.toFixed(0)} s)`,
+    );
+  }
+}
+
+// Mean ± sample std over seeds per variant.
+const stat = (xs: number[]) => {
+  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : 0;
+  return { mean: m, sd, n: xs.length };
+};
+const fmt = (s: { mean: number; sd: number; n: number } | undefined) => (s ? `${(100 * s.mean).toFixed(1)} ± ${(100 * s.sd).toFixed(1)}` : '—');
+const summary = parsed.map((v) => {
+  const rs = rows.filter((r) => r.variant === v.name);
+  const pick = (f: (r: Row) => number | undefined) => {
+    const xs = rs.map(f).filter((x): x is number => x !== undefined);
+    return xs.length ? stat(xs) : undefined;
+  };
+  return {
+    variant: v.name,
+    valBefore: pick((r) => r.before.val.mean5),
+    valAfter: pick((r) => r.after?.val.mean5),
+    testBefore: pick((r) => r.before.test?.mean5),
+    testAfter: pick((r) => r.after?.test?.mean5),
+  };
+});
+console.log(`\n| ${subtaskName}: variant | val mean5 before FT | val mean5 after FT | test mean5 before FT | test mean5 after FT |\n|---|---|---|---|---|`);
+for (const s of summary) console.log(`| ${s.variant} | ${fmt(s.valBefore)} | ${fmt(s.valAfter)} | ${fmt(s.testBefore)} | ${fmt(s.testAfter)} |`);
+console.log(`(mean ± std over ${seeds.length} seed(s); choose on the validation columns only)`);
+
+if (!existsSync(dirname(outFile))) mkdirSync(dirname(outFile), { recursive: true });
+await writeFileAtomic(outFile, JSON.stringify({ subtask: subtaskName, classes: labels, config: configFile, from: fromDir, seeds, fineTune, rows, summary, createdAt: new Date().toISOString() }, null, 1));
+console.log(`wrote ${outFile}`);
