@@ -7,7 +7,8 @@
  *                           [--slice 2500] [--models DIR] [--wrangler-args "..."] [--v8-flags "..."]
  *                           [--only 0,9]   (send only these of the load run's requests, by index)
  *   PROBE_GC=1     force a full GC in the Worker's isolate at the end (inspector) and read its heap
- *   PROBE_SMAPS=1  print each workerd's resident memory by kind of mapping at the end
+ *   PROBE_SMAPS=1  print each workerd's resident memory by kind of mapping after the first slice
+ *                  and at the end (PROBE_SMAPS=2: every mapping over 64 MiB on its own)
  *
  * Findings (2026-11-26, shared 2-core machine; bench/results/load.json has the load run itself):
  * - Under wrangler dev both workerd processes grow (the proxy and the runtime that runs the
@@ -28,6 +29,21 @@
  * - wrangler's --log-level none, --show-interactive-dev-session=false and --live-reload=false
  *   change nothing (runtime 168 → 377 MiB over 20k requests vs 168 → 383 MiB without them);
  *   workerd serve without an inspector grows too, so wrangler's inspector is not the cause.
+ *
+ * Second round (2026-11-26, later; `workerd serve`, --v8-flags as workerd's config v8Flags):
+ * - V8 flags level the trivial Worker, not ours. With "--max-semi-space-size=1
+ *   --optimize-for-size --heap-growing-percent=10" the trivial Worker's workerd goes 66 → 70 MiB
+ *   from 3k to 15k requests (without: 70 → 104). Ours still grows with them, and with
+ *   --max-old-space-size=16 or 32 too: 199 → 251 / 201 → 260 MiB over 3k → 15k of
+ *   GET /v1/models alone. The growth is in one mapping that keeps extending (the allocator's
+ *   region: 0.12 → 0.21 GiB, 104 → 190 MiB resident, PROBE_SMAPS=2), not in V8's pages.
+ * - The difference is edge/app.ts's `WeakSet<Response>` (responses that already carry the secure
+ *   headers). A Worker of a few lines answering with `new Response(…)` grew 65 → 110 MiB over
+ *   20k requests; the same adding each Response to a WeakSet, 85 → 176 MiB. In our Worker,
+ *   /healthz (answered through it) grew 194 → 278 MiB, a 404 (not through it) 195 → 210.
+ *   With the WeakSet replaced in a scratch copy of the tree, /healthz went 193 → 212 MiB
+ *   (flags: 190 → 199), and the whole load run under `workerd serve` +35% (flags: +11.8%,
+ *   +4.4% over the second half) instead of +79% (flags: +112%).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { DEFAULT_MODELS } from '../edge/node.ts';
@@ -54,6 +70,8 @@ function smapsSummary(pid: number): Record<string, number> {
       const size = (parseInt(head[2]!, 16) - parseInt(head[1]!, 16)) / 1024;
       const name = head[3]!;
       key = name ? (name.startsWith('/') ? 'file' : name) : size <= 256 ? 'anon<=256K' : size <= 2048 ? 'anon<=2M' : size <= 65536 ? 'anon<=64M' : 'anon>64M';
+      // PROBE_SMAPS=2: each mapping over 64 MiB on its own (V8's pointer cage, wasm memories, the allocator's arenas).
+      if (key === 'anon>64M' && process.env.PROBE_SMAPS === '2') key = `anon ${(size / 2 ** 20).toFixed(2)} GiB @${head[1]}`;
       continue;
     }
     const rss = /^Rss:\s+(\d+) kB/.exec(line);
@@ -68,22 +86,30 @@ try {
   const only = arg('only')?.split(',').map(Number);
   const requests = only ? only.map((i) => every[i]!) : every;
   const MiB = 2 ** 20;
-  const show = (done: number) => {
-    const tree = server.tree();
-    console.log(`${String(done).padStart(6)} req: ` + tree.map((p) => `${p.role === 'other' ? p.comm : p.role} ${p.pid} ${(p.rssBytes / MiB).toFixed(1)} MiB`).join(' | '));
+  // onnxruntime's linear memory, from our Worker's /metrics: wasm memory grows to the largest
+  // batch seen and never shrinks, so a step in RSS can be told apart from it.
+  const wasmHeap = async () => {
+    if (worker !== 'facet') return '';
+    const m = /^facet_wasm_heap_bytes (\d+)/m.exec(await (await fetch(`${server.url}/metrics`)).text());
+    return m ? ` | ORT wasm heap ${(Number(m[1]) / MiB).toFixed(1)} MiB` : '';
   };
-  show(0);
+  const show = async (done: number) => {
+    const tree = server.tree();
+    console.log(`${String(done).padStart(6)} req: ` + tree.map((p) => `${p.role === 'other' ? p.comm : p.role} ${p.pid} ${(p.rssBytes / MiB).toFixed(1)} MiB`).join(' | ') + (await wasmHeap()));
+  };
+  await show(0);
   for (let done = 0; done < total; done += slice) {
     const r = await fire(server.url, Math.min(slice, total - done), requests, 32);
-    show(done + slice);
+    await show(done + slice);
+    if (process.env.PROBE_SMAPS && done === 0) for (const p of server.tree()) if (p.role !== 'wrangler' && p.role !== 'other') console.log(`  ${p.role} after the first slice`, JSON.stringify(smapsSummary(p.pid)));
     console.log(`  ${r.result.requests.average.toFixed(0)} req/s, p99 ${r.result.latency.p99} ms, statuses ${JSON.stringify(Object.fromEntries(r.statuses))}, dropped ${r.dropped}`);
   }
   if (process.env.PROBE_GC) {
     const heaps = await collectGarbage(server.inspectorPort, server.url);
     console.log('after forced GC:', heaps.map((h) => `${h.target} heap ${(h.usedBytes / MiB).toFixed(1)}/${(h.totalBytes / MiB).toFixed(1)} MiB`).join(' | '));
-    show(total);
+    await show(total);
   }
-  if (process.env.PROBE_SMAPS) for (const p of server.tree()) if (p.role !== 'wrangler' && p.role !== 'other') console.log(p.role, smapsSummary(p.pid));
+  if (process.env.PROBE_SMAPS) for (const p of server.tree()) if (p.role !== 'wrangler' && p.role !== 'other') console.log(p.role, JSON.stringify(smapsSummary(p.pid)));
 } finally {
   await server.stop();
 }
