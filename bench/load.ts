@@ -241,7 +241,7 @@ const results = {
   benchmark: 'load',
   started,
   finished: new Date().toISOString(),
-  machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadAverageAtStart: load0, note: 'shared 2-core machine; a compile job used one core throughout' },
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadAverageAtStart: load0, note: 'shared 2-core machine: other jobs may run beside the load run (see loadAverageAtStart); compare rows of one run' },
   modelsDir,
   criterion:
     "zero 5xx, zero dropped connections, RSS of the process that runs the app (node: the server; workerd: wrangler dev's runtime workerd; workerd-serve: workerd) after the run within 10% of after the first 1,000 requests",
