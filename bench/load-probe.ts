@@ -37,13 +37,17 @@
  *   --max-old-space-size=16 or 32 too: 199 → 251 / 201 → 260 MiB over 3k → 15k of
  *   GET /v1/models alone. The growth is in one mapping that keeps extending (the allocator's
  *   region: 0.12 → 0.21 GiB, 104 → 190 MiB resident, PROBE_SMAPS=2), not in V8's pages.
- * - The difference is edge/app.ts's `WeakSet<Response>` (responses that already carry the secure
- *   headers). A Worker of a few lines answering with `new Response(…)` grew 65 → 110 MiB over
- *   20k requests; the same adding each Response to a WeakSet, 85 → 176 MiB. In our Worker,
- *   /healthz (answered through it) grew 194 → 278 MiB, a 404 (not through it) 195 → 210.
- *   With the WeakSet replaced in a scratch copy of the tree, /healthz went 193 → 212 MiB
- *   (flags: 190 → 199), and the whole load run under `workerd serve` +35% (flags: +11.8%,
- *   +4.4% over the second half) instead of +79% (flags: +112%).
+ * - Part of the difference is edge/app.ts's `WeakSet<Response>` (responses that already carry
+ *   the secure headers). A Worker of a few lines answering with `new Response(…)` grew 65 → 110
+ *   MiB over 20k requests; the same adding each Response to a WeakSet, 85 → 176 MiB. In our
+ *   Worker, /healthz (answered through it) grew 194 → 278 MiB, a 404 (not through it) 195 → 210;
+ *   with the WeakSet replaced by a header check in a scratch copy of the tree, /healthz went
+ *   193 → 212 MiB (with the flags: 190 → 199).
+ * - But over the whole load run (bench/load.ts --runtimes workerd-serve --workerd-v8-flags …)
+ *   that copy still grew +12%, +50%, +75% and +46% in four runs, against +112%, +133% and +58%
+ *   with the WeakSet: lower, not levelled, and noisy (the runs differ in req/s with the
+ *   machine's load). Tagging each Response with a symbol property instead was worse (+192%),
+ *   and a strong Set emptied by the middleware +99% (one run each).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { DEFAULT_MODELS } from '../edge/node.ts';

@@ -32,17 +32,18 @@
  * - Node: passes. The server runs with a fixed young generation and a small old-generation step
  *   (edge/node-v8-heap-flags.json, set at run time; edge/node.ts says why) and glibc's mmap
  *   threshold fixed (MALLOC_MMAP_THRESHOLD_ in `npm run serve:node`; scripts/serve-node.mjs says
- *   why). Before: 162 → 211 MiB (+30%); after: ~110 → ~118 MiB (+4 to +7%).
- * - wrangler dev: fails. Two causes, neither in this file's reach:
+ *   why). Before: 162 → 211 MiB (+30%); after: 109–110 → 113–119 MiB (+3.5% to +7.4%, three runs).
+ * - wrangler dev: fails, and no fix was found:
  *   1. wrangler's own workers grow workerd's RSS without V8 limits (the workerd-trivial row), and
  *      wrangler 4.85 (the last that runs on Node 20) cannot pass V8 flags to workerd. Under
  *      `workerd serve` with --workerd-v8-flags "--max-semi-space-size=1 --optimize-for-size
  *      --heap-growing-percent=10" the trivial Worker levels off (+0% over the second half).
- *   2. Our Worker keeps every answered Response reachable through edge/app.ts's
- *      `WeakSet<Response>` (the secure-headers fast path) until a full GC, and in workerd each
- *      holds native memory V8 does not count, so full GCs come late: with the flags above our
- *      Worker still grew +112% under `workerd serve`; with that WeakSet replaced (a scratch copy
- *      of the tree) +11.8% overall and +4.4% over the second half, and +35% without the flags.
+ *   2. Our Worker's workerd keeps growing under `workerd serve` with those flags too: +58% to
+ *      +133% over 50k requests in three runs, while its V8 heap after GC stays flat. Part of it
+ *      is edge/app.ts's `WeakSet<Response>` (the secure-headers fast path): with it replaced in
+ *      a scratch copy of the tree, +12% to +75% in four runs (mid-run RSS 206–222 MiB against
+ *      269–299), so lower but not levelled. The figures vary a lot from run to run with the
+ *      machine's load.
  *   bench/load-probe.ts has the investigation.
  */
 import { existsSync, closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
