@@ -48,6 +48,11 @@
  *   with the WeakSet: lower, not levelled, and noisy (the runs differ in req/s with the
  *   machine's load). Tagging each Response with a symbol property instead was worse (+192%),
  *   and a strong Set emptied by the middleware +99% (one run each).
+ * - What is left, per kind of request (that copy, the flags above, 3k → 15k requests of one
+ *   kind, --only): PNG classify 193 → 244 MiB and still climbing ~15 MiB per 3k; 415 with the
+ *   body drained 189 → 209; GET /v1/models 188 → 201, ~3 MiB per 3k; bad PNG (400) 191 → 196,
+ *   flat. So the inference path holds the most, though the same requests leave the Node
+ *   server flat (its ORT wasm heap included), and our isolate's V8 heap stays flat.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { DEFAULT_MODELS } from '../edge/node.ts';
@@ -90,28 +95,21 @@ try {
   const only = arg('only')?.split(',').map(Number);
   const requests = only ? only.map((i) => every[i]!) : every;
   const MiB = 2 ** 20;
-  // onnxruntime's linear memory, from our Worker's /metrics: wasm memory grows to the largest
-  // batch seen and never shrinks, so a step in RSS can be told apart from it.
-  const wasmHeap = async () => {
-    if (worker !== 'facet') return '';
-    const m = /^facet_wasm_heap_bytes (\d+)/m.exec(await (await fetch(`${server.url}/metrics`)).text());
-    return m ? ` | ORT wasm heap ${(Number(m[1]) / MiB).toFixed(1)} MiB` : '';
-  };
-  const show = async (done: number) => {
+  const show = (done: number) => {
     const tree = server.tree();
-    console.log(`${String(done).padStart(6)} req: ` + tree.map((p) => `${p.role === 'other' ? p.comm : p.role} ${p.pid} ${(p.rssBytes / MiB).toFixed(1)} MiB`).join(' | ') + (await wasmHeap()));
+    console.log(`${String(done).padStart(6)} req: ` + tree.map((p) => `${p.role === 'other' ? p.comm : p.role} ${p.pid} ${(p.rssBytes / MiB).toFixed(1)} MiB`).join(' | '));
   };
-  await show(0);
+  show(0);
   for (let done = 0; done < total; done += slice) {
     const r = await fire(server.url, Math.min(slice, total - done), requests, 32);
-    await show(done + slice);
+    show(done + slice);
     if (process.env.PROBE_SMAPS && done === 0) for (const p of server.tree()) if (p.role !== 'wrangler' && p.role !== 'other') console.log(`  ${p.role} after the first slice`, JSON.stringify(smapsSummary(p.pid)));
     console.log(`  ${r.result.requests.average.toFixed(0)} req/s, p99 ${r.result.latency.p99} ms, statuses ${JSON.stringify(Object.fromEntries(r.statuses))}, dropped ${r.dropped}`);
   }
   if (process.env.PROBE_GC) {
     const heaps = await collectGarbage(server.inspectorPort, server.url);
     console.log('after forced GC:', heaps.map((h) => `${h.target} heap ${(h.usedBytes / MiB).toFixed(1)}/${(h.totalBytes / MiB).toFixed(1)} MiB`).join(' | '));
-    await show(total);
+    show(total);
   }
   if (process.env.PROBE_SMAPS) for (const p of server.tree()) if (p.role !== 'wrangler' && p.role !== 'other') console.log(p.role, JSON.stringify(smapsSummary(p.pid)));
 } finally {
