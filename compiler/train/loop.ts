@@ -197,6 +197,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     resumedFrom = { epoch: meta.epoch, batch: meta.batch };
   }
 
+  let bestInMemory: ParamStore | undefined;
   const trainable = new Map([...vars].filter(([, v]) => v.trainable));
   const keyOfVar = new Map([...trainable].map(([k, v]) => [v.name, k]));
   const varList = [...trainable.values()];
@@ -299,7 +300,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const score = val?.accuracy ?? -1;
       if (!state.best || score > state.best.valAccuracy || !val) {
         state.best = { epoch, valAccuracy: score };
-        if (bestPath) writeParams(bestPath, graph.arch, await fromVariables(vars), epoch, val?.accuracy ?? null);
+        // Without an output folder the best epoch's parameters are kept in memory; a run that
+        // returned the last epoch's as "best" would not be selecting on validation at all.
+        bestInMemory = await fromVariables(vars);
+        if (bestPath) writeParams(bestPath, graph.arch, bestInMemory, epoch, val?.accuracy ?? null);
       }
       state.epoch++;
       state.batch = 0;
@@ -322,7 +326,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   optimizer.dispose();
   let best: TrainResult['best'] = null;
   if (state.best) {
-    const bestParams = bestPath && existsSync(bestPath) ? readCheckpoint(bestPath).tensors : params;
+    // A resumed run may have found its best epoch before the restart: then only best.ckpt has it.
+    const bestParams = bestInMemory ?? (bestPath && existsSync(bestPath) ? readCheckpoint(bestPath).tensors : params);
     best = { epoch: state.best.epoch, valAccuracy: state.best.valAccuracy, params: bestParams };
   }
   return {

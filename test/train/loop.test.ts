@@ -58,6 +58,19 @@ describe('train()', () => {
     expect(r.stats.dataShare).toBeLessThan(1);
   });
 
+  it('without an output folder, returns the best epoch\'s parameters, not the last epoch\'s', async () => {
+    // Constant lr 1 on the toy task: validation accuracy peaks at epoch 1, dips, and recovers.
+    const graph = tinyGraph();
+    const normalize = { mean: [0.4], std: [0.3] };
+    const val = tinyData(30, 2, 'val');
+    const r = await train({ graph, params: tinyParams(graph), train: tinyData(96, 1), val, epochs: 5, batchSize: 16, optimizer: { kind: 'sgd', momentum: 0.9 }, schedule: { kind: 'constant', lr: 1 }, normalize, seed: 2 });
+    expect(r.best!.epoch).toBeLessThan(4);
+    expect([...r.best!.params.values()].some((t, i) => !t.data.every((v, j) => v === [...r.params.values()][i]!.data[j]))).toBe(true);
+    const vars = toVariables(r.best!.params);
+    expect((await evaluate(graph, vars, val, normalize)).accuracy).toBe(r.best!.valAccuracy);
+    for (const v of vars.values()) v.dispose();
+  });
+
   it('selects the best checkpoint on validation accuracy', async () => {
     const best = reference.best!;
     const accs = reference.history.map((h) => h.valAccuracy!);
