@@ -5,9 +5,9 @@
  * stage cache is needed.
  *
  * Two kinds of figures, kept apart on purpose:
- * - validation (the compile's held-out split of the training images, each image degraded once
- *   by one of the four degradations, plus the clean split): what choices of CATRO options may
- *   be made on;
+ * - validation (the compile's held-out split of the training images, each image clean and
+ *   under each of the four degradations, as the fine-tuning selects its epoch): what choices
+ *   of CATRO options may be made on;
  * - test (the compile's evaluation in onnxruntime-node on the subtask's test images): what
  *   the report quotes. Never used to choose anything.
  * "mean5" = (clean + 4 × mean over the degradations) / 5, as in the compile's report.
@@ -31,8 +31,8 @@ import { exportOnnx } from '../compiler/onnx/export.ts';
 import { loadCompileConfig, resolveSubtaskClasses } from '../compiler/pipeline/config.ts';
 import { writeFileAtomic } from '../compiler/pipeline/cache.ts';
 import { evaluate as evaluateOnnx, onnxClassifier, type EvalSummary } from '../compiler/pipeline/evaluate.ts';
-import { degradedCopy, loadCompileData, trainingSplits } from '../compiler/pipeline/stages.ts';
-import { fineTuneSubtask, pruneSubtask, type SubtaskInput, type SubtaskTuning } from '../compiler/pipeline/subtask.ts';
+import { loadCompileData, trainingSplits } from '../compiler/pipeline/stages.ts';
+import { fineTuneSubtask, pruneSubtask, selectionSet, type SubtaskInput, type SubtaskTuning } from '../compiler/pipeline/subtask.ts';
 import { FULL_CKPT, FULL_GRAPH, loadFullModel, subtaskTuning } from '../compiler/pipeline/subtasks.ts';
 import { initBackend } from '../compiler/tf/backend.ts';
 import { evaluate as evaluateTfjs } from '../compiler/train/loop.ts';
@@ -83,9 +83,9 @@ if (!splits.val) throw new Error(`${configFile}: the study needs a validation sp
 const normalize = { mean: config.dataset.mean, std: config.dataset.std };
 const labels = classes.map((c) => data.train.classNames[c]!);
 
-// Validation as the fine-tuning loop sees it (one degradation per image, fixed seed) and clean.
+// Validation as the fine-tuning selects on it: each image clean and under each degradation.
 const valSub = subsetClasses(splits.val, classes);
-const valDegraded = degradedCopy(valSub, [...DEGRADATION_KINDS], config.degradations, config.seed);
+const valSelection = await selectionSet(valSub, DEGRADATION_KINDS, config.degradations, config.seed);
 const testSub = subsetClasses(data.test, classes);
 
 interface Scores {
@@ -97,8 +97,8 @@ async function scores(graph: Graph, params: ParamStore): Promise<Scores> {
   const vars = toVariables(params);
   try {
     const clean = (await evaluateTfjs(graph, vars, valSub, normalize)).accuracy;
-    const degraded = (await evaluateTfjs(graph, vars, valDegraded, normalize)).accuracy;
-    const out: Scores = { val: { clean, degraded, mean5: (clean + 4 * degraded) / 5 } };
+    const mean5 = (await evaluateTfjs(graph, vars, valSelection, normalize)).accuracy;
+    const out: Scores = { val: { clean, degraded: (5 * mean5 - clean) / 4, mean5 } };
     if (withTest) {
       const model = await onnxClassifier(exportOnnx(graph, params, { labels, classes, mean: normalize.mean, std: normalize.std }));
       try {

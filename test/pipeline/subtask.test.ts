@@ -4,7 +4,7 @@ import { initParams, resnet } from '../../compiler/graph/builders.ts';
 import { predict } from '../../compiler/nn/forward.ts';
 import { exportOnnx } from '../../compiler/onnx/export.ts';
 import { onnxClassifier } from '../../compiler/pipeline/evaluate.ts';
-import { DEFAULT_SUBTASK_TUNING, fineTuneSubtask, pruneSubtask, type SubtaskInput } from '../../compiler/pipeline/subtask.ts';
+import { DEFAULT_SUBTASK_TUNING, fineTuneSubtask, pruneSubtask, selectionSet, type SubtaskInput } from '../../compiler/pipeline/subtask.ts';
 import { initBackend } from '../../compiler/tf/backend.ts';
 import { Rng } from '../../shared/rng.ts';
 import { tinyData } from './helpers/tiny.ts';
@@ -69,5 +69,23 @@ describe('subtask compile (CATRO + baselines + fine-tune)', () => {
     for (const [k, t] of catro.params) expect(result.params.get(k)!.shape).toEqual(t.shape);
     const moved = [...catro.params.keys()].some((k) => k.endsWith('/kernel') && result.params.get(k)!.data.some((v, i) => v !== catro.params.get(k)!.data[i]));
     expect(moved).toBe(true);
+  });
+});
+
+describe('selectionSet', () => {
+  it('holds every validation image clean and once under each degradation, in that order', async () => {
+    const val = tinyData().train;
+    const kinds = ['jpeg', 'blur', 'awgn', 'saltpepper'] as const;
+    const ranges = { jpeg: { min: 10, max: 30 }, blur: { min: 10, max: 20 }, awgn: { min: 20, max: 40 }, saltpepper: { min: 5, max: 10 } };
+    const sel = await selectionSet(val, kinds, ranges, 3);
+    const px = val.height * val.width * val.channels;
+    expect(sel.count).toBe(5 * val.count);
+    expect(sel.images.length).toBe(5 * val.images.length);
+    for (let part = 0; part < 5; part++) expect([...sel.labels.subarray(part * val.count, (part + 1) * val.count)]).toEqual([...val.labels]);
+    expect(sel.images.subarray(0, val.count * px)).toEqual(val.images);
+    // Each degraded part differs from the clean images, and the parts differ from each other.
+    const parts = Array.from({ length: 5 }, (_, p) => Buffer.from(sel.images.subarray(p * val.count * px, (p + 1) * val.count * px)).toString('base64'));
+    expect(new Set(parts).size).toBe(5);
+    expect(await selectionSet(val, kinds, ranges, 3)).toEqual(sel);
   });
 });
