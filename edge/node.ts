@@ -80,11 +80,13 @@ export function startupFailed(err: unknown): never {
  * with these it saws within ~4 MiB (measured). Both are read at each GC, so they apply when set
  * at run time (--optimize-for-size is what selects the small minimum step).
  *
- * Cost, measured with bench/node-http.ts (shared 2-core machine, 4 interleaved rounds of 8,000
- * requests, three runs): server CPU per request 0.89–0.99 ms with V8's defaults against
- * 1.00–1.06 ms tuned, while single rounds of one setting spread ±10%: a few percent at most,
- * not resolved on this machine; req/s and p99 equal within noise. The live heap is small (the
- * models live in the wasm heap), so more frequent collections are cheap.
+ * Cost, measured with bench/node-http.ts (concurrency 8, interleaved rounds of 8,000 requests,
+ * shared 2-core machine): mean server CPU per request with these flags and the malloc setting
+ * below, against V8's and glibc's defaults in the same run, 1.07× (6 rounds each) and 0.99×
+ * (5 rounds); earlier variants of the settings 0.96–1.19×, while single rounds of one setting
+ * spread ±15%. So at most a few percent, not resolved on this machine; req/s and p99 moved
+ * within the same noise. The live heap is small (the models live in the wasm heap), so more
+ * frequent collections are cheap.
  *
  * The malloc side, MALLOC_MMAP_THRESHOLD_=131072, can only be set before the process starts:
  * `npm run serve:node` sets it (README, "Memory").

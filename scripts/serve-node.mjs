@@ -10,10 +10,11 @@
  *
  * `npm run serve:node` starts it with MALLOC_MMAP_THRESHOLD_=131072 in the environment. glibc
  * otherwise raises its mmap threshold each time a large block it had mmap'ed is freed, after
- * which blocks of that size come from its arenas and stay there when freed. V8's optimising
- * compilers allocate such blocks while the wasm code tiers up over the first few thousand
- * requests: in the load run (bench/load.ts) that left ~16 MiB more resident after 8,000 requests
- * than after 1,000, and never returned. With the threshold fixed they are unmapped when freed;
+ * which blocks of that size come from its arenas and stay there when freed. In the load run
+ * (bench/load.ts) that left ~16 MiB more resident after 8,000 requests than after 1,000, in one
+ * thread arena, never returned. It follows the wasm code's tier-up (most likely V8's optimising
+ * compilers' zones): with V8's default wasm tiering budget the same growth came within the
+ * first 1,000 requests instead. With the threshold fixed they are unmapped when freed;
  * resident memory is also ~25 MiB lower overall. (MALLOC_ARENA_MAX=1 fixes the growth too, with a
  * higher baseline.) glibc reads it only at process start, so it cannot be set from here; the V8
  * heap flags set below are the other half (edge/node.ts says why).

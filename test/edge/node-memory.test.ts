@@ -18,14 +18,15 @@ import { command, freePort, serveNodeScript } from './servers.ts';
 const dir = mkdtempSync(join(tmpdir(), 'facet-node-memory-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-// Loaded into the server with --require: on exit, print V8's space sizes as one JSON line.
+// Loaded into the server with --require: on exit, print its pid and V8's space sizes as one line.
+// (NODE_OPTIONS reaches the bundle build serve-node.mjs may spawn first too; the pid tells them apart.)
 const reporter = join(dir, 'report-heap.cjs');
 writeFileSync(
   reporter,
   `const v8 = require('node:v8');
 process.on('exit', () => {
   const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, { size: s.space_size, used: s.space_used_size }]));
-  require('node:fs').writeSync(2, 'facet-heap-spaces ' + JSON.stringify(spaces) + '\\n');
+  require('node:fs').writeSync(2, 'facet-heap-spaces ' + process.pid + ' ' + JSON.stringify(spaces) + '\\n');
 });
 `,
 );
@@ -51,7 +52,7 @@ async function serveAndReport(extraEnv: Record<string, string>, amount: number):
     expect(result.non2xx + result.errors).toBe(0);
     child.kill('SIGTERM');
     await exited;
-    const line = /facet-heap-spaces (.*)/.exec(log);
+    const line = new RegExp(`facet-heap-spaces ${child.pid} (.*)`).exec(log);
     if (!line) throw new Error(`no heap report from the server:\n${log}`);
     return { environ, spaces: JSON.parse(line[1]!) as Spaces };
   } finally {
