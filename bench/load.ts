@@ -32,7 +32,7 @@
  * - Node: passes. The server runs with a fixed young generation and a small old-generation step
  *   (edge/node-v8-heap-flags.json, set at run time; edge/node.ts says why) and glibc's mmap
  *   threshold fixed (MALLOC_MMAP_THRESHOLD_ in `npm run serve:node`; scripts/serve-node.mjs says
- *   why). Before: 162 → 211 MiB (+30%); after: 109–110 → 113–119 MiB (+3.5% to +7.4%, three runs).
+ *   why). Before: 162 → 211 MiB (+30%); after: 109–110 → 113–119 MiB (+3.5% to +7.4%, four runs).
  * - wrangler dev: fails, and no fix was found:
  *   1. wrangler's own workers grow workerd's RSS without V8 limits (the workerd-trivial row), and
  *      wrangler 4.85 (the last that runs on Node 20) cannot pass V8 flags to workerd. Under
