@@ -14,11 +14,12 @@
  *
  *   npx tsx bench/catro-study.ts --config configs/fashion-mnist.json --from models/fashion-mnist \
  *     --subtask tops [--seeds 0,1,2] [--variants "catro;catro:pooling=gap;l1;random"] \
- *     [--no-finetune] [--no-test] [--out bench/results/catro-study-tops.json]
+ *     [--flops 0.5,0.25,0.1] [--no-finetune] [--no-test] [--out bench/results/catro-study-tops.json]
  *
  * A variant is a selector (catro, l1, random) with optional subtaskTuning overrides after a
  * colon (`catro:wEpsilon=1e-8,pooling=gap,calibrationPerClass=200`). The baselines use the
- * widths of the seed's first CATRO variant, as the compile does.
+ * widths of the seed's first CATRO variant at the same budget, as the compile does. `--flops`
+ * sweeps MACs budgets (fractions of the full model's; default: the subtask's own).
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -49,6 +50,7 @@ const variants = (arg('variants') ?? 'catro;l1;random').split(';').filter(Boolea
 const fineTune = !argv.includes('--no-finetune');
 const withTest = !argv.includes('--no-test');
 const outFile = arg('out') ?? `bench/results/catro-study-${subtaskName}.json`;
+const budgets = arg('flops')?.split(',').map(Number);
 
 interface Variant {
   name: string;
@@ -116,6 +118,7 @@ async function scores(graph: Graph, params: ParamStore): Promise<Scores> {
 
 interface Row {
   seed: number;
+  flops: number;
   variant: string;
   macs: number;
   before: Scores;
@@ -126,6 +129,7 @@ interface Row {
 const rows: Row[] = [];
 const pct = (v: number | undefined) => (v === undefined ? '—' : (100 * v).toFixed(1));
 console.log(`catro-study: ${subtaskName} (${labels.join(', ')}), ${configFile}, full model ${fromDir}, seeds ${seeds.join(',')}, ${fineTune ? `fine-tuned ${subtaskTuning(config).epochs} epochs` : 'no fine-tuning'}`);
+for (const flops of budgets ?? [subtask.flopsFraction])
 for (const seed of seeds) {
   let widths: ReadonlyMap<string, number> | undefined;
   for (const v of parsed) {
@@ -136,7 +140,7 @@ for (const seed of seeds) {
       train: splits.train,
       val: splits.val,
       classes,
-      flops: subtask.flopsFraction,
+      flops,
       degradations: config.degradations,
       normalize,
       augment: subtaskTuning(config).augmentation ?? config.augmentation,
@@ -150,7 +154,7 @@ for (const seed of seeds) {
     } else {
       pruned = await pruneSubtask(input, v.selector, widths);
     }
-    const row: Row = { seed, variant: v.name, macs: pruned.macs.pruned, before: await scores(pruned.graph, pruned.params), seconds: 0 };
+    const row: Row = { seed, flops, variant: v.name, macs: pruned.macs.pruned, before: await scores(pruned.graph, pruned.params), seconds: 0 };
     if (fineTune) {
       const tuned = await fineTuneSubtask(input, pruned);
       const params = tuned.best?.params ?? tuned.params;
@@ -159,7 +163,7 @@ for (const seed of seeds) {
     row.seconds = (performance.now() - t0) / 1000;
     rows.push(row);
     console.log(
-      `seed ${seed} ${v.name.padEnd(28)} MACs ${row.macs}  val mean5 ${pct(row.before.val.mean5)} → ${pct(row.after?.val.mean5)}  test mean5 ${pct(row.before.test?.mean5)} → ${pct(row.after?.test?.mean5)}  (${row.seconds.toFixed(0)} s)`,
+      `flops ${flops} seed ${seed} ${v.name.padEnd(28)} MACs ${row.macs}  val mean5 ${pct(row.before.val.mean5)} → ${pct(row.after?.val.mean5)}  test mean5 ${pct(row.before.test?.mean5)} → ${pct(row.after?.test?.mean5)}  (${row.seconds.toFixed(0)} s)`,
     );
   }
 }
@@ -171,22 +175,24 @@ const stat = (xs: number[]) => {
   return { mean: m, sd, n: xs.length };
 };
 const fmt = (s: { mean: number; sd: number; n: number } | undefined) => (s ? `${(100 * s.mean).toFixed(1)} ± ${(100 * s.sd).toFixed(1)}` : '—');
-const summary = parsed.map((v) => {
-  const rs = rows.filter((r) => r.variant === v.name);
+const summary = (budgets ?? [subtask.flopsFraction]).flatMap((flops) => parsed.map((v) => {
+  const rs = rows.filter((r) => r.variant === v.name && r.flops === flops);
   const pick = (f: (r: Row) => number | undefined) => {
     const xs = rs.map(f).filter((x): x is number => x !== undefined);
     return xs.length ? stat(xs) : undefined;
   };
   return {
     variant: v.name,
+    flops,
+    macs: rs[0]?.macs,
     valBefore: pick((r) => r.before.val.mean5),
     valAfter: pick((r) => r.after?.val.mean5),
     testBefore: pick((r) => r.before.test?.mean5),
     testAfter: pick((r) => r.after?.test?.mean5),
   };
-});
-console.log(`\n| ${subtaskName}: variant | val mean5 before FT | val mean5 after FT | test mean5 before FT | test mean5 after FT |\n|---|---|---|---|---|`);
-for (const s of summary) console.log(`| ${s.variant} | ${fmt(s.valBefore)} | ${fmt(s.valAfter)} | ${fmt(s.testBefore)} | ${fmt(s.testAfter)} |`);
+}));
+console.log(`\n| ${subtaskName}: variant | MACs | val mean5 before FT | val mean5 after FT | test mean5 before FT | test mean5 after FT |\n|---|---|---|---|---|---|`);
+for (const s of summary) console.log(`| ${s.variant} | ${s.macs ?? '—'} (${s.flops}) | ${fmt(s.valBefore)} | ${fmt(s.valAfter)} | ${fmt(s.testBefore)} | ${fmt(s.testAfter)} |`);
 console.log(`(mean ± std over ${seeds.length} seed(s); choose on the validation columns only)`);
 
 if (!existsSync(dirname(outFile))) mkdirSync(dirname(outFile), { recursive: true });
