@@ -7,7 +7,7 @@
  *
  *   npm run bench:edge [-- --models DIR] [--requests 5000] [--quick] [--inference-only] [--out bench/results/edge.json]
  */
-import autocannon from 'autocannon';
+import { fixedRequests } from './fixed-requests.ts';
 import { execFileSync } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -226,13 +226,11 @@ async function http(runtime: RuntimeName, subtask: string) {
     const amount = runtime === 'workerd' ? Math.min(requests, quick ? 500 : 2000) : requests;
     const pid = servingPid(server);
     const cpuBefore = cpuMs(pid);
-    const result = await autocannon({ url, method: 'POST', body: Buffer.from(body), headers: { 'content-type': 'image/png' }, connections: 8, amount });
+    const { result, requestsPerSec } = await fixedRequests({ url, method: 'POST', body: Buffer.from(body), headers: { 'content-type': 'image/png' }, connections: 8, amount });
     return {
       runtime,
       requests: amount,
-      // Total over the run's wall time: autocannon's requests.average is a mean of whole-second
-      // buckets, which rounds a 5-second run to multiples of about 1,000/5.
-      requestsPerSec: round(result.requests.total / result.duration, 1),
+      requestsPerSec: round(requestsPerSec, 1),
       p50Ms: result.latency.p50,
       p99Ms: result.latency.p99,
       // CPU the server spent per request: a figure the machine's other load does not distort.
