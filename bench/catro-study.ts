@@ -39,6 +39,7 @@ import { initBackend } from '../compiler/tf/backend.ts';
 import { evaluate as evaluateTfjs } from '../compiler/train/loop.ts';
 import { DEGRADATION_KINDS } from '../shared/manifest.ts';
 import { optionValue } from './args.ts';
+import { mean, sampleSd } from './stats.ts';
 
 const argv = process.argv.slice(2);
 const arg = (name: string) => optionValue(argv, name);
@@ -50,7 +51,6 @@ const variants = (arg('variants') ?? 'catro;l1;random').split(';').filter(Boolea
 const fineTune = !argv.includes('--no-finetune');
 const withTest = !argv.includes('--no-test');
 const outFile = arg('out') ?? `bench/results/catro-study-${subtaskName}.json`;
-const budgets = arg('flops')?.split(',').map(Number);
 
 interface Variant {
   name: string;
@@ -84,6 +84,7 @@ const splits = trainingSplits(config, data.train);
 if (!splits.val) throw new Error(`${configFile}: the study needs a validation split (dataset.validation > 0)`);
 const normalize = { mean: config.dataset.mean, std: config.dataset.std };
 const labels = classes.map((c) => data.train.classNames[c]!);
+const budgets = arg('flops')?.split(',').map(Number) ?? [subtask.flopsFraction];
 
 // Validation as the fine-tuning selects on it: each image clean and under each degradation.
 const valSub = subsetClasses(splits.val, classes);
@@ -129,8 +130,7 @@ interface Row {
 const rows: Row[] = [];
 const pct = (v: number | undefined) => (v === undefined ? '—' : (100 * v).toFixed(1));
 console.log(`catro-study: ${subtaskName} (${labels.join(', ')}), ${configFile}, full model ${fromDir}, seeds ${seeds.join(',')}, ${fineTune ? `fine-tuned ${subtaskTuning(config).epochs} epochs` : 'no fine-tuning'}`);
-for (const flops of budgets ?? [subtask.flopsFraction])
-for (const seed of seeds) {
+for (const [flops, seed] of budgets.flatMap((f) => seeds.map((s) => [f, s] as const))) {
   let widths: ReadonlyMap<string, number> | undefined;
   for (const v of parsed) {
     const t0 = performance.now();
@@ -169,13 +169,9 @@ for (const seed of seeds) {
 }
 
 // Mean ± sample std over seeds per variant.
-const stat = (xs: number[]) => {
-  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
-  const sd = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : 0;
-  return { mean: m, sd, n: xs.length };
-};
+const stat = (xs: number[]) => ({ mean: mean(xs), sd: sampleSd(xs), n: xs.length });
 const fmt = (s: { mean: number; sd: number; n: number } | undefined) => (s ? `${(100 * s.mean).toFixed(1)} ± ${(100 * s.sd).toFixed(1)}` : '—');
-const summary = (budgets ?? [subtask.flopsFraction]).flatMap((flops) => parsed.map((v) => {
+const summary = budgets.flatMap((flops) => parsed.map((v) => {
   const rs = rows.filter((r) => r.variant === v.name && r.flops === flops);
   const pick = (f: (r: Row) => number | undefined) => {
     const xs = rs.map(f).filter((x): x is number => x !== undefined);

@@ -15,7 +15,8 @@ export interface FixedRequestsResult {
   requestsPerSec: number;
 }
 
-export function fixedRequests(opts: autocannon.Options & { amount: number }): Promise<FixedRequestsResult> {
+/** `onResponse` sees every response (e.g. to count statuses). */
+export function fixedRequests(opts: autocannon.Options & { amount: number }, onResponse?: (status: number) => void): Promise<FixedRequestsResult> {
   return new Promise((resolve, reject) => {
     const start = performance.now();
     let last = start;
@@ -24,8 +25,9 @@ export function fixedRequests(opts: autocannon.Options & { amount: number }): Pr
       const seconds = (last - start) / 1000;
       resolve({ result, seconds, requestsPerSec: result.requests.total / seconds });
     });
-    instance.on('response', () => {
+    instance.on('response', (_client, status) => {
       last = performance.now();
+      onResponse?.(status);
     });
   });
 }

@@ -23,6 +23,7 @@ import type { RowSummary } from '../compiler/pipeline/report.ts';
 import { loadCompileData, stageImpls } from '../compiler/pipeline/stages.ts';
 import { createProgress } from '../compiler/train/progress.ts';
 import { initBackend } from '../compiler/tf/backend.ts';
+import { mean, sampleSd } from './stats.ts';
 import { optionValue } from './args.ts';
 
 const arg = (name: string, fallback: string) => optionValue(process.argv, name) ?? fallback;
@@ -87,8 +88,6 @@ async function runSeed(base: CompileConfig, seed: number, variants: string[], ca
 
 function table(results: SeedResult[]): string {
   const labels = [...new Set(results.flatMap((r) => Object.keys(r.rows)))];
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  const sd = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
   const lines = [
     `Seeds: ${results.map((r) => r.seed).join(', ')} (stage-4 seed; stages 1–3 shared). Mean over seeds, % on held-out test images.`,
     '',
@@ -100,7 +99,7 @@ function table(results: SeedResult[]): string {
     const col = (k: keyof RowSummary) => pct(mean(have.map((r) => r.rows[label]![k] as number)));
     const avgs = have.map((r) => r.rows[label]!.degradedMean!);
     const paired = have.filter((r) => r.rows.Fusing).map((r) => r.rows[label]!.degradedMean! - r.rows.Fusing!.degradedMean!);
-    const gap = label === 'Fusing' || paired.length === 0 ? '—' : `${(100 * mean(paired)) >= 0 ? '+' : ''}${(100 * mean(paired)).toFixed(2)} ± ${(100 * sd(paired)).toFixed(2)} (n=${paired.length})`;
+    const gap = label === 'Fusing' || paired.length === 0 ? '—' : `${(100 * mean(paired)) >= 0 ? '+' : ''}${(100 * mean(paired)).toFixed(2)} ± ${(100 * sampleSd(paired)).toFixed(2)} (n=${paired.length})`;
     lines.push(`| ${label} | ${col('clean')} | ${col('jpeg')} | ${col('blur')} | ${col('awgn')} | ${col('saltpepper')} | ${col('degradedMean')} | ${avgs.map(pct).join(' / ')} | ${gap} |`);
   }
   return lines.join('\n');

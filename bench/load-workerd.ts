@@ -4,7 +4,8 @@
  * wrangler uses, without wrangler, its proxy or miniflare), list the processes of the tree with
  * their resident memory, and fire autocannon requests.
  */
-import autocannon from 'autocannon';
+import type autocannon from 'autocannon';
+import { fixedRequests } from './fixed-requests.ts';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -65,10 +66,7 @@ export interface Fired {
 
 export async function fire(url: string, amount: number, requests: autocannon.Request[], connections: number): Promise<Fired> {
   const statuses = new Map<number, number>();
-  const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    const instance = autocannon({ url, connections, amount, requests, timeout: 30 }, (err, res) => (err ? reject(err) : resolve(res)));
-    instance.on('response', (_client, status) => statuses.set(status, (statuses.get(status) ?? 0) + 1));
-  });
+  const { result } = await fixedRequests({ url, connections, amount, requests, timeout: 30 }, (status) => statuses.set(status, (statuses.get(status) ?? 0) + 1));
   return { result, statuses, dropped: result.errors + result.timeouts };
 }
 

@@ -137,7 +137,7 @@ export function command(runtime: RuntimeName, port: number, modelsDir: string, e
   switch (runtime) {
     case 'node': {
       // What `npm run serve:node` runs: the esbuild bundle with plain node (rebuilt first if
-      // stale), with the script's environment (MALLOC_ARENA_MAX).
+      // stale), with the script's environment (MALLOC_MMAP_THRESHOLD_).
       const script = serveNodeScript();
       return { cmd: process.execPath, args: [...script.args, '--port', String(port), '--models', modelsDir], env: script.env };
     }
