@@ -59,6 +59,8 @@ export function loadRequests(manifest: Manifest): autocannon.Request[] {
 
 export interface Fired {
   result: autocannon.Result;
+  /** Completed requests over the time to the last response (bench/fixed-requests.ts). */
+  requestsPerSec: number;
   statuses: Map<number, number>;
   /** Connection errors plus timeouts. */
   dropped: number;
@@ -66,8 +68,8 @@ export interface Fired {
 
 export async function fire(url: string, amount: number, requests: autocannon.Request[], connections: number): Promise<Fired> {
   const statuses = new Map<number, number>();
-  const { result } = await fixedRequests({ url, connections, amount, requests, timeout: 30 }, (status) => statuses.set(status, (statuses.get(status) ?? 0) + 1));
-  return { result, statuses, dropped: result.errors + result.timeouts };
+  const { result, requestsPerSec } = await fixedRequests({ url, connections, amount, requests, timeout: 30 }, (status) => statuses.set(status, (statuses.get(status) ?? 0) + 1));
+  return { result, requestsPerSec, statuses, dropped: result.errors + result.timeouts };
 }
 
 export interface TreeProcess {

@@ -183,7 +183,7 @@ async function loadRun(runtime: LoadRuntime) {
       requests: total,
       connections: CONNECTIONS,
       // Latency and throughput of the second half (steady state).
-      requestsPerSec: +secondHalf.result.requests.average.toFixed(1),
+      requestsPerSec: +secondHalf.requestsPerSec.toFixed(1),
       p50Ms: secondHalf.result.latency.p50,
       p99Ms: secondHalf.result.latency.p99,
       statuses,

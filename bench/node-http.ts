@@ -8,6 +8,7 @@
  *                          [--server "node --import tsx edge/node.ts"] [--server "..."]
  */
 import autocannon from 'autocannon';
+import { fixedRequests } from './fixed-requests.ts';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -51,9 +52,9 @@ async function measure(command: string) {
     // Warm up: JIT, codecs, the session (bench:edge sends one request first, then measures).
     await autocannon({ url: target, method: 'POST', body, headers: { 'content-type': 'image/png' }, connections: 8, amount: 500 });
     const cpuBefore = cpuMs(child.pid!);
-    const r = await autocannon({ url: target, method: 'POST', body, headers: { 'content-type': 'image/png' }, connections: 8, amount: requests });
+    const { result: r, requestsPerSec } = await fixedRequests({ url: target, method: 'POST', body, headers: { 'content-type': 'image/png' }, connections: 8, amount: requests });
     const cpu = (cpuMs(child.pid!) - cpuBefore) / requests;
-    return { rps: Math.round(r.requests.average), p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, max: r.latency.max, cpuMsPerRequest: +cpu.toFixed(3), non2xx: r.non2xx, errors: r.errors };
+    return { rps: Math.round(requestsPerSec), p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, max: r.latency.max, cpuMsPerRequest: +cpu.toFixed(3), non2xx: r.non2xx, errors: r.errors };
   } finally {
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGINT');
