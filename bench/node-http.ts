@@ -8,7 +8,6 @@
  *                          [--server "node --import tsx edge/node.ts"] [--server "..."]
  */
 import autocannon from 'autocannon';
-import { fixedRequests } from './fixed-requests.ts';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -17,6 +16,7 @@ import { DEFAULT_MODELS } from '../edge/node.ts';
 import type { Manifest } from '../shared/manifest.ts';
 import { cpuMs, freePort } from '../test/edge/servers.ts';
 import { optionValue } from './args.ts';
+import { fixedRequests } from './fixed-requests.ts';
 
 const argv = process.argv.slice(2);
 const arg = (name: string) => optionValue(argv, name);
