@@ -19,7 +19,8 @@
  * A variant is a selector (catro, l1, random) with optional subtaskTuning overrides after a
  * colon (`catro:wEpsilon=1e-8,pooling=gap,calibrationPerClass=200`). The baselines use the
  * widths of the seed's first CATRO variant at the same budget, as the compile does. `--flops`
- * sweeps MACs budgets (fractions of the full model's; default: the subtask's own).
+ * sweeps MACs budgets (fractions of the full model's; default: the subtask's own). The output is
+ * rewritten after every run (`complete: false` until the last), so a killed study keeps its runs.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -128,6 +129,32 @@ interface Row {
 }
 
 const rows: Row[] = [];
+// Mean ± sample std over seeds per variant.
+const stat = (xs: number[]) => ({ mean: mean(xs), sd: sampleSd(xs), n: xs.length });
+const fmt = (s: { mean: number; sd: number; n: number } | undefined) => (s ? `${(100 * s.mean).toFixed(1)} ± ${(100 * s.sd).toFixed(1)}` : '—');
+const summarize = () => budgets.flatMap((flops) => parsed.map((v) => {
+  const rs = rows.filter((r) => r.variant === v.name && r.flops === flops);
+  const pick = (f: (r: Row) => number | undefined) => {
+    const xs = rs.map(f).filter((x): x is number => x !== undefined);
+    return xs.length ? stat(xs) : undefined;
+  };
+  return {
+    variant: v.name,
+    flops,
+    macs: rs[0]?.macs,
+    valBefore: pick((r) => r.before.val.mean5),
+    valAfter: pick((r) => r.after?.val.mean5),
+    testBefore: pick((r) => r.before.test?.mean5),
+    testAfter: pick((r) => r.after?.test?.mean5),
+  };
+}));
+
+/** Write the rows so far (`complete: false` until the last run), atomically. */
+async function save(complete: boolean) {
+  if (!existsSync(dirname(outFile))) mkdirSync(dirname(outFile), { recursive: true });
+  await writeFileAtomic(outFile, JSON.stringify({ subtask: subtaskName, classes: labels, config: configFile, from: fromDir, seeds, fineTune, complete, rows, summary: summarize(), createdAt: new Date().toISOString() }, null, 1));
+}
+
 const pct = (v: number | undefined) => (v === undefined ? '—' : (100 * v).toFixed(1));
 console.log(`catro-study: ${subtaskName} (${labels.join(', ')}), ${configFile}, full model ${fromDir}, seeds ${seeds.join(',')}, ${fineTune ? `fine-tuned ${subtaskTuning(config).epochs} epochs` : 'no fine-tuning'}`);
 for (const [flops, seed] of budgets.flatMap((f) => seeds.map((s) => [f, s] as const))) {
@@ -162,35 +189,18 @@ for (const [flops, seed] of budgets.flatMap((f) => seeds.map((s) => [f, s] as co
     }
     row.seconds = (performance.now() - t0) / 1000;
     rows.push(row);
+    // Each run takes minutes: keep what is done on disk, so a killed study loses one run at most.
+    await save(false);
     console.log(
       `flops ${flops} seed ${seed} ${v.name.padEnd(28)} MACs ${row.macs}  val mean5 ${pct(row.before.val.mean5)} → ${pct(row.after?.val.mean5)}  test mean5 ${pct(row.before.test?.mean5)} → ${pct(row.after?.test?.mean5)}  (${row.seconds.toFixed(0)} s)`,
     );
   }
 }
 
-// Mean ± sample std over seeds per variant.
-const stat = (xs: number[]) => ({ mean: mean(xs), sd: sampleSd(xs), n: xs.length });
-const fmt = (s: { mean: number; sd: number; n: number } | undefined) => (s ? `${(100 * s.mean).toFixed(1)} ± ${(100 * s.sd).toFixed(1)}` : '—');
-const summary = budgets.flatMap((flops) => parsed.map((v) => {
-  const rs = rows.filter((r) => r.variant === v.name && r.flops === flops);
-  const pick = (f: (r: Row) => number | undefined) => {
-    const xs = rs.map(f).filter((x): x is number => x !== undefined);
-    return xs.length ? stat(xs) : undefined;
-  };
-  return {
-    variant: v.name,
-    flops,
-    macs: rs[0]?.macs,
-    valBefore: pick((r) => r.before.val.mean5),
-    valAfter: pick((r) => r.after?.val.mean5),
-    testBefore: pick((r) => r.before.test?.mean5),
-    testAfter: pick((r) => r.after?.test?.mean5),
-  };
-}));
+const summary = summarize();
 console.log(`\n| ${subtaskName}: variant | MACs | val mean5 before FT | val mean5 after FT | test mean5 before FT | test mean5 after FT |\n|---|---|---|---|---|---|`);
 for (const s of summary) console.log(`| ${s.variant} | ${s.macs ?? '—'} (${s.flops}) | ${fmt(s.valBefore)} | ${fmt(s.valAfter)} | ${fmt(s.testBefore)} | ${fmt(s.testAfter)} |`);
 console.log(`(mean ± std over ${seeds.length} seed(s); choose on the validation columns only)`);
 
-if (!existsSync(dirname(outFile))) mkdirSync(dirname(outFile), { recursive: true });
-await writeFileAtomic(outFile, JSON.stringify({ subtask: subtaskName, classes: labels, config: configFile, from: fromDir, seeds, fineTune, rows, summary, createdAt: new Date().toISOString() }, null, 1));
+await save(true);
 console.log(`wrote ${outFile}`);
