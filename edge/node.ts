@@ -9,7 +9,7 @@ import { setFlagsFromString } from 'node:v8';
 import type { FacetApp } from './app.ts';
 import nodeHeapV8Flags from './node-v8-heap-flags.json' with { type: 'json' };
 import { markStartup } from './startup.ts';
-import { compileWasmFromNodeModules, type CompiledWasm } from './wasm-files.ts';
+import { compileWasmFromNodeModules, v8FlagList, type CompiledWasm } from './wasm-files.ts';
 
 export interface ServerConfig {
   port: number;
@@ -95,8 +95,7 @@ export const NODE_HEAP_V8_FLAGS: readonly string[] = nodeHeapV8Flags;
 
 /** Set NODE_HEAP_V8_FLAGS, or FACET_NODE_HEAP_V8_FLAGS in their place (space-separated; empty for V8's defaults). */
 export function tuneNodeHeap(env: Record<string, string | undefined> = process.env): void {
-  const flags = env.FACET_NODE_HEAP_V8_FLAGS !== undefined ? env.FACET_NODE_HEAP_V8_FLAGS.split(/\s+/).filter(Boolean) : NODE_HEAP_V8_FLAGS;
-  for (const flag of flags) setFlagsFromString(flag);
+  for (const flag of v8FlagList(env.FACET_NODE_HEAP_V8_FLAGS, NODE_HEAP_V8_FLAGS)) setFlagsFromString(flag);
 }
 
 /** Starts the server from the command line; exported for scripts/serve-node.mjs, which runs the bundle of this file. */

@@ -56,6 +56,14 @@ export interface CompiledWasm {
  */
 export const WASM_V8_FLAGS: readonly string[] = wasmV8Flags;
 
+/**
+ * The V8 flags to set: a space-separated override from the environment (empty for V8's
+ * defaults) or, without one, `defaults`. scripts/serve-node.mjs reads the same overrides.
+ */
+export function v8FlagList(override: string | undefined, defaults: readonly string[]): readonly string[] {
+  return override !== undefined ? override.split(/\s+/).filter(Boolean) : defaults;
+}
+
 let tuned = false;
 /**
  * Set WASM_V8_FLAGS once. FACET_WASM_V8_FLAGS in the environment replaces them (space-separated;
@@ -64,8 +72,7 @@ let tuned = false;
 export function tuneWasmCompilation(env: Record<string, string | undefined> = process.env): void {
   if (tuned) return;
   tuned = true;
-  const flags = env.FACET_WASM_V8_FLAGS !== undefined ? env.FACET_WASM_V8_FLAGS.split(/\s+/).filter(Boolean) : WASM_V8_FLAGS;
-  for (const flag of flags) {
+  for (const flag of v8FlagList(env.FACET_WASM_V8_FLAGS, WASM_V8_FLAGS)) {
     try {
       setFlagsFromString(flag);
     } catch {
