@@ -104,7 +104,7 @@ try {
     const r = await fire(server.url, Math.min(slice, total - done), requests, 32);
     show(done + slice);
     if (process.env.PROBE_SMAPS && done === 0) for (const p of server.tree()) if (p.role !== 'wrangler' && p.role !== 'other') console.log(`  ${p.role} after the first slice`, JSON.stringify(smapsSummary(p.pid)));
-    console.log(`  ${r.result.requests.average.toFixed(0)} req/s, p99 ${r.result.latency.p99} ms, statuses ${JSON.stringify(Object.fromEntries(r.statuses))}, dropped ${r.dropped}`);
+    console.log(`  ${r.requestsPerSec.toFixed(0)} req/s, p99 ${r.result.latency.p99} ms, statuses ${JSON.stringify(Object.fromEntries(r.statuses))}, dropped ${r.dropped}`);
   }
   if (process.env.PROBE_GC) {
     const heaps = await collectGarbage(server.inspectorPort, server.url);
