@@ -28,6 +28,7 @@ import { compileWasmFromNodeModules } from '../edge/wasm-files.ts';
 import { cpuMs, servingPid, startServer, type RuntimeName } from '../test/edge/servers.ts';
 import { measureColdStarts, printColdStarts } from './edge-cold.ts';
 import { optionValue } from './args.ts';
+import { interleavedMedians, median } from './stats.ts';
 
 const argv = process.argv.slice(2);
 const arg = (name: string) => optionValue(argv, name);
@@ -38,10 +39,6 @@ const IMAGES = 'test/fixtures/edge/images';
 const outPath = arg('out') ?? 'bench/results/edge.json';
 const MiB = 2 ** 20;
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 async function timeMedian(runs: number, fn: () => unknown): Promise<number> {
   for (let i = 0; i < Math.max(3, runs / 10); i++) await fn();
   const times: number[] = [];
@@ -54,24 +51,6 @@ async function timeMedian(runs: number, fn: () => unknown): Promise<number> {
 }
 const round = (x: number, d = 3) => +x.toFixed(d);
 
-/**
- * Medians of several functions timed in alternating blocks of 10 calls, so that a change in the
- * machine's load (it is shared) reaches all of them alike; ratios between them are the figures.
- */
-async function interleavedMedians(runs: number, fns: Record<string, () => unknown>): Promise<Record<string, number>> {
-  const times: Record<string, number[]> = Object.fromEntries(Object.keys(fns).map((k) => [k, []]));
-  for (const fn of Object.values(fns)) for (let i = 0; i < Math.max(20, runs / 5); i++) await fn();
-  for (let done = 0; done < runs; done += 10) {
-    for (const [k, fn] of Object.entries(fns)) {
-      for (let i = 0; i < 10; i++) {
-        const t = performance.now();
-        await fn();
-        times[k]!.push(performance.now() - t);
-      }
-    }
-  }
-  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
-}
 
 /**
  * A model that does next to nothing (Flatten of the 1×28×28 input): its run time is the fixed
