@@ -25,6 +25,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { PruneResult, Selector } from '../compiler/catro/catro.ts';
+import { restrictClasses } from '../compiler/catro/prune.ts';
 import { subsetClasses } from '../compiler/data/split.ts';
 import type { LabelledImages } from '../compiler/data/types.ts';
 import type { Graph, ParamStore } from '../compiler/graph/ir.ts';
@@ -129,6 +130,8 @@ interface Row {
 }
 
 const rows: Row[] = [];
+/** The unpruned model restricted to the subtask's classes: the reference of the "≥ unpruned − 0.5" goal, on validation as well as test. */
+let unpruned: Scores | undefined;
 // Mean ± sample std over seeds per variant.
 const stat = (xs: number[]) => ({ mean: mean(xs), sd: sampleSd(xs), n: xs.length });
 const fmt = (s: { mean: number; sd: number; n: number } | undefined) => (s ? `${(100 * s.mean).toFixed(1)} ± ${(100 * s.sd).toFixed(1)}` : '—');
@@ -152,11 +155,16 @@ const summarize = () => budgets.flatMap((flops) => parsed.map((v) => {
 /** Write the rows so far (`complete: false` until the last run), atomically. */
 async function save(complete: boolean) {
   if (!existsSync(dirname(outFile))) mkdirSync(dirname(outFile), { recursive: true });
-  await writeFileAtomic(outFile, JSON.stringify({ subtask: subtaskName, classes: labels, config: configFile, from: fromDir, seeds, fineTune, complete, rows, summary: summarize(), createdAt: new Date().toISOString() }, null, 1));
+  await writeFileAtomic(outFile, JSON.stringify({ subtask: subtaskName, classes: labels, config: configFile, from: fromDir, seeds, fineTune, complete, unpruned, rows, summary: summarize(), createdAt: new Date().toISOString() }, null, 1));
 }
 
 const pct = (v: number | undefined) => (v === undefined ? '—' : (100 * v).toFixed(1));
-console.log(`catro-study: ${subtaskName} (${labels.join(', ')}), ${configFile}, full model ${fromDir}, seeds ${seeds.join(',')}, ${fineTune ? `fine-tuned ${subtaskTuning(config).epochs} epochs` : 'no fine-tuning'}`);
+console.log(`catro-study: ${subtaskName} (${labels.join(', ')}), ${configFile}, full model ${fromDir}, seeds ${seeds.join(',')}, ${fineTune ? `fine-tuned ${subtaskTuning(config).epochs} epochs unless a variant sets epochs` : 'no fine-tuning'}`);
+{
+  const restricted = restrictClasses(full.graph, full.params, classes);
+  unpruned = await scores(restricted.graph, restricted.params);
+  console.log(`unpruned, restricted to the subtask: val mean5 ${pct(unpruned.val.mean5)}  test mean5 ${pct(unpruned.test?.mean5)}`);
+}
 for (const [flops, seed] of budgets.flatMap((f) => seeds.map((s) => [f, s] as const))) {
   let widths: ReadonlyMap<string, number> | undefined;
   for (const v of parsed) {
@@ -200,6 +208,7 @@ for (const [flops, seed] of budgets.flatMap((f) => seeds.map((s) => [f, s] as co
 const summary = summarize();
 console.log(`\n| ${subtaskName}: variant | MACs | val mean5 before FT | val mean5 after FT | test mean5 before FT | test mean5 after FT |\n|---|---|---|---|---|---|`);
 for (const s of summary) console.log(`| ${s.variant} | ${s.macs ?? '—'} (${s.flops}) | ${fmt(s.valBefore)} | ${fmt(s.valAfter)} | ${fmt(s.testBefore)} | ${fmt(s.testAfter)} |`);
+console.log(`| unpruned, restricted | full | ${pct(unpruned?.val.mean5)} | | ${pct(unpruned?.test?.mean5)} | |`);
 console.log(`(mean ± std over ${seeds.length} seed(s); choose on the validation columns only)`);
 
 await save(true);
