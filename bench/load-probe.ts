@@ -59,7 +59,10 @@
  * WeakSet. GET /v1/models alone under `workerd serve` with the flags above, 12k → 60k
  * requests: 213 → 402 MiB with the WeakSet, 198 → 265 with the context (the trivial Worker,
  * 6k → 30k: 62 → 64). The same handler answering a constant 2.5 KB JSON levels off
- * (199 → 205 MiB from 12k to 30k), so what is left follows the handler's own work. The whole
+ * (199 → 205 MiB from 12k to 30k); the same constant answer after building and dropping
+ * ~20 copies of the manifest's model list in JS (garbage, nothing kept) grows again like the
+ * real handler (198 → 235 MiB, 12k → 36k). So what is left follows how much JS garbage a
+ * request makes, not anything our code keeps: workerd's native memory grows with its GC work. The whole
  * load mix under wrangler dev (no flags), runtime workerd after 1k → 50k requests, one run
  * each: 219 → 724 MiB with the WeakSet, 217 → 637 with the context; wrangler's proxy workerd
  * 108 → 410 in both.
