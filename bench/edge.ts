@@ -28,7 +28,7 @@ import { compileWasmFromNodeModules } from '../edge/wasm-files.ts';
 import { cpuMs, servingPid, startServer, type RuntimeName } from '../test/edge/servers.ts';
 import { measureColdStarts, printColdStarts } from './edge-cold.ts';
 import { optionValue } from './args.ts';
-import { interleavedMedians, median } from './stats.ts';
+import { interleavedMedians, machineNoise, median } from './stats.ts';
 
 const argv = process.argv.slice(2);
 const arg = (name: string) => optionValue(argv, name);
@@ -250,6 +250,9 @@ function writeAtomic(path: string, text: string): void {
 }
 
 const started = new Date().toISOString();
+// This machine is shared: a fixed CPU task's time, before and after, tells a quiet run from a busy one.
+const noiseBefore = machineNoise();
+console.log(`machine noise before: a fixed CPU task takes p50 ${noiseBefore.p50} ms, p99 ${noiseBefore.p99} ms`);
 console.log(`bench:edge on ${cpus().length}× ${cpus()[0]?.model} (load average ${loadavg()[0]!.toFixed(1)}), Node ${process.version}, models ${modelsDir}${quick ? ' (quick)' : ''}`);
 const inf = await inference();
 console.log('\nInference per image, batch 1, one thread (medians, web and node timed in alternating blocks):');
@@ -292,11 +295,14 @@ const cold = coldMeasured.rows;
 const size = bundle();
 console.log(`\nWorker bundle: ${round(size.rawBytes / MiB, 2)} MiB raw, ${round(size.gzipBytes / MiB, 2)} MiB gzip`);
 
+const noiseAfter = machineNoise();
+console.log(`machine noise after: p50 ${noiseAfter.p50} ms, p99 ${noiseAfter.p99} ms`);
+
 const results = {
   benchmark: 'edge',
   started,
   finished: new Date().toISOString(),
-  machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadAverageAtEnd: loadavg()[0] },
+  machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadAverageAtEnd: loadavg()[0], noise: { before: noiseBefore, after: noiseAfter } },
   modelsDir,
   quick,
   inference: inf.rows,

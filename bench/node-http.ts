@@ -16,6 +16,7 @@ import { DEFAULT_MODELS } from '../edge/node.ts';
 import type { Manifest } from '../shared/manifest.ts';
 import { cpuMs, freePort } from '../test/edge/servers.ts';
 import { optionValue } from './args.ts';
+import { machineNoise } from './stats.ts';
 import { fixedRequests } from './fixed-requests.ts';
 
 const argv = process.argv.slice(2);
@@ -60,25 +61,6 @@ async function measure(command: string) {
     child.kill('SIGINT');
     await exited;
   }
-}
-
-/**
- * How much the machine itself delays a short CPU task: wall time of a fixed ~0.5 ms computation,
- * 2,000 times, in this process. On a quiet core p99 ≈ p50; on a shared one the p99 shows how far
- * scheduling alone stretches a request, whatever the server does.
- */
-function machineNoise() {
-  const times: number[] = [];
-  let sink = 0;
-  for (let i = 0; i < 2000; i++) {
-    const t = performance.now();
-    for (let j = 0; j < 160_000; j++) sink += Math.sqrt(j ^ i);
-    times.push(performance.now() - t);
-  }
-  times.sort((a, b) => a - b);
-  const q = (f: number) => +times[Math.floor(f * (times.length - 1))]!.toFixed(2);
-  if (!Number.isFinite(sink)) throw new Error('unreachable: keeps the loop from being optimised away');
-  return { p50: q(0.5), p99: q(0.99), max: q(1) };
 }
 
 const noiseBefore = machineNoise();
