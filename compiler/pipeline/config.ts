@@ -264,6 +264,8 @@ export const CompileConfig = z
         wEpsilon: z.number().positive(),
         /** CATRO features: each channel flattened over space (the spec's default) or global-average pooled. */
         pooling: z.enum(['flatten', 'gap']),
+        /** Channels that may be pruned: `inner` (each block's first conv; the default) or `residual` (the residual streams too). */
+        pruneMode: z.enum(['inner', 'residual']),
         recalibrationImages: z.number().int().positive(),
         epochs: z.number().int().positive(),
         batchSize: z.number().int().min(4),

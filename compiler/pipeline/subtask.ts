@@ -14,6 +14,7 @@ import { Rng } from '../../shared/rng.ts';
 import { baselinePrune, calibrationSet, catroPrune, type PruneResult, type Selector } from '../catro/catro.ts';
 import { recalibrateBatchNorm } from '../catro/recalibrate.ts';
 import type { ScatterPooling } from '../catro/scatter.ts';
+import type { PruneMode } from '../catro/spaces.ts';
 import { restrictClasses } from '../catro/prune.ts';
 import { tfjsTapRunner } from '../catro/tfjs-runner.ts';
 import { subsetClasses } from '../data/split.ts';
@@ -36,6 +37,8 @@ export interface SubtaskTuning {
   wEpsilon: number;
   /** Per-channel features for the scatter: flattened over space (docs/catro.md §1) or global-average pooled. */
   pooling: ScatterPooling;
+  /** Which channels may go: each block's inner channels (unset: `inner`), or the residual streams as well. */
+  pruneMode?: PruneMode;
   /** Images for BN re-estimation right after pruning (all selectors alike). */
   recalibrationImages: number;
   epochs: number;
@@ -135,10 +138,11 @@ export async function pruneSubtask(input: SubtaskInput, selector: Selector, widt
       budget: { flops: input.flops, method: input.tuning.method },
       wEpsilon: input.tuning.wEpsilon,
       pooling: input.tuning.pooling,
+      mode: input.tuning.pruneMode,
     });
   } else {
     if (!widths) throw new Error(`pruneSubtask: the ${selector} baseline needs the widths CATRO chose`);
-    const base = baselinePrune(input.graph, input.params, widths, { classes: input.classes, selector, rng });
+    const base = baselinePrune(input.graph, input.params, widths, { classes: input.classes, selector, rng, mode: input.tuning.pruneMode });
     result = { ...base, widths: { widths: new Map(widths), macs: base.macs.pruned, fullMacs: base.macs.full } };
   }
   return recalibrate(input, result, rng);

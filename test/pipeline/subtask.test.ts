@@ -61,6 +61,23 @@ describe('subtask compile (CATRO + baselines + fine-tune)', () => {
     await expect(pruneSubtask(job, 'l1')).rejects.toThrow(/widths CATRO chose/);
   });
 
+  it('pruneMode residual narrows the residual streams too, for CATRO and the baselines alike', async () => {
+    const job = input();
+    const streamWidth = (g: typeof job.graph) => {
+      const stem = g.layers.find((l) => l.name === 'stem.conv');
+      return stem && stem.kind === 'conv' ? stem.filters : undefined;
+    };
+    const inner = await pruneSubtask(job, 'catro');
+    expect(streamWidth(inner.graph)).toBe(16);
+    const residualJob = { ...job, tuning: { ...job.tuning, pruneMode: 'residual' as const } };
+    const residual = await pruneSubtask(residualJob, 'catro');
+    expect(streamWidth(residual.graph)).toBeLessThan(16);
+    expect(residual.macs.pruned / residual.macs.full).toBeLessThan(0.56);
+    const l1 = await pruneSubtask(residualJob, 'l1', residual.widths.widths);
+    expect(streamWidth(l1.graph)).toBe(streamWidth(residual.graph));
+    expect(l1.macs.pruned).toBe(residual.macs.pruned);
+  });
+
   it('fine-tunes the pruned model on the subtask with distillation and keeps its shapes', async () => {
     const job = input();
     const catro = await pruneSubtask(job, 'catro');
