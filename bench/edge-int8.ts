@@ -14,9 +14,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import protobuf from 'protobufjs';
 import * as ortNode from 'onnxruntime-node';
 import { subsetClasses } from '../compiler/data/split.ts';
+import { onnxModelType } from '../compiler/onnx/export.ts';
 import type { LabelledImages } from '../compiler/data/types.ts';
 import { writeFileAtomic } from '../compiler/pipeline/cache.ts';
 import { loadCompileConfig } from '../compiler/pipeline/config.ts';
@@ -48,7 +48,7 @@ interface NodeProto { op_type: string; name?: string; input: string[]; output: s
 interface ValueInfo { name: string; type?: unknown }
 interface ModelProto { graph: { node: NodeProto[]; initializer: TensorProto[]; input: ValueInfo[]; output: ValueInfo[] } }
 
-const modelType = protobuf.parse(readFileSync('compiler/onnx/onnx.proto', 'utf8'), { keepCase: true }).root.lookupType('onnx.ModelProto');
+const modelType = onnxModelType();
 const decode = (bytes: Uint8Array) => modelType.toObject(modelType.decode(bytes), { longs: Number }) as ModelProto;
 const encode = (m: ModelProto) => modelType.encode(modelType.fromObject(m)).finish();
 const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);

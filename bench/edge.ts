@@ -16,10 +16,10 @@ import { dirname, join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { decode as fastPngDecode } from 'fast-png';
 import jpegJs from 'jpeg-js';
-import protobuf from 'protobufjs';
 import * as ortNode from 'onnxruntime-node';
 import { decodeImage, initCodecs } from '../edge/decode.ts';
 import { ModelPool } from '../edge/engine.ts';
+import { onnxModelType } from '../compiler/onnx/export.ts';
 import { DEFAULT_MODELS } from '../edge/node.ts';
 import { configureOrt, ortHeapBytes } from '../edge/ort.ts';
 import { loadManifest } from '../edge/store.ts';
@@ -58,7 +58,7 @@ const round = (x: number, d = 3) => +x.toFixed(d);
  * real models' times are split by.
  */
 function trivialModel(): Uint8Array {
-  const type = protobuf.parse(readFileSync('compiler/onnx/onnx.proto', 'utf8'), { keepCase: true }).root.lookupType('onnx.ModelProto');
+  const type = onnxModelType();
   const tensor = (name: string, dims: (number | string)[]) => ({
     name,
     type: { tensor_type: { elem_type: 1, shape: { dim: dims.map((d) => (typeof d === 'string' ? { dim_param: d } : { dim_value: d })) } } },

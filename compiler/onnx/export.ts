@@ -39,7 +39,8 @@ const ATTR_INT = 2;
 const ATTR_INTS = 7;
 
 let modelType: protobuf.Type | undefined;
-function onnxModelType(): protobuf.Type {
+/** The ModelProto type of our onnx.proto subset (parsed once), for writing and reading ONNX files. */
+export function onnxModelType(): protobuf.Type {
   if (!modelType) {
     const text = readFileSync(new URL('./onnx.proto', import.meta.url), 'utf8');
     modelType = protobuf.parse(text, { keepCase: true }).root.lookupType('onnx.ModelProto');
