@@ -66,6 +66,16 @@
  * load mix under wrangler dev (no flags), runtime workerd after 1k → 50k requests, one run
  * each: 219 → 724 MiB with the WeakSet, 217 → 637 with the context; wrangler's proxy workerd
  * 108 → 410 in both.
+ *
+ * Fourth round (stop 6): a newer workerd does not help. wrangler 4.85 is the newest that runs
+ * on Node 20, but miniflare starts whatever binary MINIFLARE_WORKERD_PATH names, so the newest
+ * workerd on npm (1.20261117.1, with wrangler 4.164) can run under it. The trivial Worker under
+ * wrangler dev, 20k requests (--worker trivial --host wrangler --requests 20000 --slice 5000),
+ * runtime workerd at 0 → 5k → 20k requests: pinned workerd 2026-04-24 71 → 182 → 289 MiB
+ * (proxy 58 → 282); workerd 2026-11-17 94 → 252 → 713 MiB (proxy 73 → 414). Its allocator is
+ * Google's tcmalloc (huge-page aware), which hands freed pages back to the system only from a
+ * background thread or on request, so the resident size keeps the high-water mark of native
+ * memory that waits for V8's next GC.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { DEFAULT_MODELS } from '../edge/node.ts';
