@@ -45,13 +45,16 @@ export async function serverConfig(argv: string[], env: Record<string, string | 
  * anything else). The app's modules (hono, zod, onnxruntime-web, the codecs: most of the
  * JavaScript) are imported here, not at the top, so that evaluating them overlaps that compile;
  * in the esbuild bundle a dynamic import becomes a deferred module initialiser, so the same
- * holds for dist/edge-node.mjs.
+ * holds for dist/edge-node.mjs. Starts onnxruntime's warm-up, without waiting for it.
  */
 export async function buildServerApp(config: ServerConfig, wasm: Promise<CompiledWasm> = compileWasmFromNodeModules()): Promise<FacetApp> {
   const [{ createApp }, { FsModelStore }] = await Promise.all([import('./app.ts'), import('./store-fs.ts')]);
   markStartup('modules-loaded');
   const facet = await createApp({ store: new FsModelStore(config.modelsDir), wasm: await wasm, apiKey: config.apiKey, cors: config.cors });
   markStartup('app-created');
+  // A server starts before its first request: initialise onnxruntime now (ModelPool.warmUp),
+  // while the process gets to listening and the first request is on its way.
+  void facet.pool.warmUp();
   return facet;
 }
 
