@@ -6,18 +6,20 @@
  * to /v1/classify for the smallest subtask model; both times count from the spawn. Node, Bun
  * and Deno run with FACET_TRACE_STARTUP=1, so the server prints its phase marks
  * (edge/startup.ts: entry, modules-loaded, wasm-compiled, app-created, listening,
- * model-requested, model-verified, ort-instantiated, session-created, first-run; ms since its process started).
+ * ort-instantiated, ort-warmed, model-requested, model-verified, session-created, first-run; ms since its process started).
  * For Workers two hosts are measured apart: `workerd serve` on the prebuilt upload bundle
  * (the serving runtime alone), and `wrangler dev` as `npm start` runs it (wrangler's own
  * start-up and esbuild bundling in front of the same workerd). The variants run interleaved,
  * `--runs` times each; the bench prints and writes medians.
  *
  *   npm run bench:edge-cold [-- --runs 5] [--models DIR] [--only node-bundle,deno]
- *                            [--before DIR] [--out bench/results/edge-cold.json]
+ *                            [--before DIR] [--idle-ms 2000] [--out bench/results/edge-cold.json]
  *
  * --before DIR adds the Node/Bun/Deno variants run from another checkout of the repository
  * (e.g. `git archive` of an older commit, with node_modules and models linked in), so a change
  * is measured side by side with what it replaces, on the same machine in the same minutes.
+ * --idle-ms N waits N ms after /healthz before the first classify and also reports that
+ * request's own latency: the first request to a server that started a moment before.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
@@ -45,6 +47,12 @@ export interface ColdStartOptions {
   before?: string;
   /** Prefixes of the variant names to run (`node-bundle` runs all its variants); all when absent. */
   only?: string[];
+  /**
+   * Wait this long after the first /healthz answer before the first classify, and time that
+   * request alone: what the first request costs once a server has had a moment since it started
+   * (ModelPool.warmUp's case), rather than the start-to-answer cold start. 0: no wait.
+   */
+  idleMs?: number;
 }
 
 function variants(options: ColdStartOptions, worker: PrebuiltWorker): Record<string, Variant> {
@@ -89,11 +97,13 @@ export interface Sample {
   healthzMs: number;
   firstClassifyMs: number;
   marks: StartupMark[];
+  /** With idleMs: the first classify request alone, sent idleMs after /healthz answered. */
+  firstClassifyLatencyMs?: number;
   /** serve-node.mjs only: whether V8's code cache of the bundle was used, rejected or absent. */
   codeCache?: string;
 }
 
-async function coldStart(name: string, variant: Variant, subtask: string, lingerMs = 0): Promise<Sample> {
+async function coldStart(name: string, variant: Variant, subtask: string, lingerMs = 0, idleMs = 0): Promise<Sample> {
   const [port, extra] = [await freePort(), await freePort()];
   const { cmd, args, cwd, env } = variant(port, extra);
   const started = performance.now();
@@ -113,13 +123,16 @@ async function coldStart(name: string, variant: Variant, subtask: string, linger
         await new Promise((r) => setTimeout(r, 10));
       }
     }
+    if (idleMs > 0) await new Promise((r) => setTimeout(r, idleMs));
+    const sent = performance.now();
     const res = await fetch(`http://127.0.0.1:${port}/v1/classify?subtask=${encodeURIComponent(subtask)}`, { method: 'POST', body, headers: { 'content-type': 'image/png' } });
     await res.arrayBuffer();
     if (!res.ok) throw new Error(`${name}: first classify answered ${res.status}`);
     const firstClassifyMs = performance.now() - started;
+    const firstClassifyLatencyMs = idleMs > 0 ? performance.now() - sent : undefined;
     // The last marks are printed just before the answer is written; give the pipe a moment.
     await new Promise((r) => setTimeout(r, 20 + lingerMs));
-    return { healthzMs, firstClassifyMs, marks: parseStartupMarks(output), codeCache: /^facet-startup-code-cache (\w+)$/m.exec(output)?.[1] };
+    return { healthzMs, firstClassifyMs, firstClassifyLatencyMs, marks: parseStartupMarks(output), codeCache: /^facet-startup-code-cache (\w+)$/m.exec(output)?.[1] };
   } finally {
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((r) => child.once('exit', r));
@@ -136,7 +149,7 @@ const median = (xs: number[]) => {
 const round = (x: number) => (Number.isFinite(x) ? Math.round(x) : undefined);
 
 /** Phases in the order they happen, with the model-specific marks named generically. */
-export const PHASES = ['entry', 'modules-loaded', 'wasm-compiled', 'app-created', 'listening', 'model-requested', 'model-verified', 'ort-instantiated', 'session-created', 'first-run'] as const;
+export const PHASES = ['entry', 'modules-loaded', 'wasm-compiled', 'app-created', 'listening', 'ort-instantiated', 'ort-warmed', 'model-requested', 'model-verified', 'session-created', 'first-run'] as const;
 const phaseOf = (mark: string) => mark.replace(/:.*$/, '');
 
 export interface ColdStartRow {
@@ -144,6 +157,8 @@ export interface ColdStartRow {
   healthzMs: number;
   firstClassifyMs: number;
   firstClassifyMinMs: number;
+  /** With idleMs: median time of the first classify request alone. */
+  firstClassifyLatencyMs?: number;
   /** The code-cache states seen (serve-node.mjs variants). */
   codeCache?: string;
   /** Median time of each phase mark, ms since the server's process start (absent on workerd). */
@@ -163,7 +178,7 @@ export async function measureColdStarts(options: ColdStartOptions): Promise<{ su
   if (all['node-bundle']) await coldStart('node-bundle', all['node-bundle'], subtask, 4000);
   const samples = new Map(Object.keys(all).map((k) => [k, [] as Sample[]]));
   try {
-    for (let i = 0; i < options.runs; i++) for (const [name, variant] of Object.entries(all)) samples.get(name)!.push(await coldStart(name, variant, subtask));
+    for (let i = 0; i < options.runs; i++) for (const [name, variant] of Object.entries(all)) samples.get(name)!.push(await coldStart(name, variant, subtask, 0, options.idleMs));
   } finally {
     worker.cleanup();
   }
@@ -175,6 +190,7 @@ export async function measureColdStarts(options: ColdStartOptions): Promise<{ su
       healthzMs: round(median(s.map((x) => x.healthzMs)))!,
       firstClassifyMs: round(median(s.map((x) => x.firstClassifyMs)))!,
       firstClassifyMinMs: round(Math.min(...s.map((x) => x.firstClassifyMs)))!,
+      firstClassifyLatencyMs: options.idleMs ? round(median(s.map((x) => x.firstClassifyLatencyMs!))) : undefined,
       codeCache: [...new Set(s.map((x) => x.codeCache).filter(Boolean))].join('/') || undefined,
       phases,
     };
@@ -184,10 +200,10 @@ export async function measureColdStarts(options: ColdStartOptions): Promise<{ su
 
 export function printColdStarts(rows: ColdStartRow[]): void {
   console.log('\nCold start: medians, ms from spawn (healthz, first classify), and phases inside the server, ms from its process start:');
-  console.table(rows.map((r) => ({ variant: r.variant, healthz: r.healthzMs, 'first classify': r.firstClassifyMs, min: r.firstClassifyMinMs, '≤500': r.firstClassifyMs <= 500 ? 'yes' : 'no', 'code cache': r.codeCache, ...r.phases })));
+  console.table(rows.map((r) => ({ variant: r.variant, healthz: r.healthzMs, 'first classify': r.firstClassifyMs, min: r.firstClassifyMinMs, '≤500': r.firstClassifyMs <= 500 ? 'yes' : 'no', ...(r.firstClassifyLatencyMs !== undefined ? { 'its latency': r.firstClassifyLatencyMs } : {}), 'code cache': r.codeCache, ...r.phases })));
   console.log('(V8 rejects the code cache under other V8 flags, so the ablation rows also pay the full bundle compile, ~30–40 ms.)');
   // The same as durations: what each phase added.
-  console.log('Phase durations (ms; "session" includes the initialisation of ORT on the first session):');
+  console.log('Phase durations (ms; without a warm-up, "session" includes the initialisation of ORT on the first session):');
   console.table(
     rows
       .filter((r) => r.phases.entry !== undefined)
@@ -200,11 +216,14 @@ export function printColdStarts(rows: ColdStartRow[]): void {
           'wasm compiled (from entry)': p['wasm-compiled'] - p.entry,
           'app created': p['app-created'] - Math.max(p['modules-loaded'], p['wasm-compiled']),
           listening: p.listening - p['app-created'],
-          // From listening: the bench's /healthz poll and request, then the classify request up to the engine (body, decode).
+          // With the warm-up (ModelPool.warmUp), ORT is instantiated and run once from app-created on,
+          // and the first request's model waits in the queue behind it; without, ORT starts with that model.
+          'ort instantiate': p['ort-instantiated'] - (p['ort-warmed'] !== undefined ? p['app-created'] : p['model-verified']),
+          'warm-up run': p['ort-warmed'] !== undefined ? p['ort-warmed'] - p['ort-instantiated'] : undefined,
+          // From listening: the bench's /healthz poll and request, then the classify request up to the engine (body, decode, and any wait for the warm-up).
           'requests to engine': p['model-requested'] - p.listening,
           'read+sha256': p['model-verified'] - p['model-requested'],
-          'ort instantiate': p['ort-instantiated'] - p['model-verified'],
-          session: p['session-created'] - p['ort-instantiated'],
+          session: p['session-created'] - Math.max(p['ort-instantiated'], p['model-verified'], p['ort-warmed'] ?? 0),
           'first run': p['first-run'] - p['session-created'],
         };
       }),
@@ -231,9 +250,10 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
   const outPath = arg('out') ?? 'bench/results/edge-cold.json';
   const runs = Number(arg('runs') ?? 5);
   console.log(`bench:edge-cold: models ${modelsDir}; ${runs} runs each, interleaved; load average ${loadavg()[0]!.toFixed(2)} on ${cpus().length} CPUs (a shared machine: compare rows of one run, not runs)`);
-  const measured = await measureColdStarts({ modelsDir, runs, before: arg('before') ? resolve(arg('before')!) : undefined, only: arg('only')?.split(',') });
+  const idleMs = Number(arg('idle-ms') ?? 0);
+  const measured = await measureColdStarts({ modelsDir, runs, before: arg('before') ? resolve(arg('before')!) : undefined, only: arg('only')?.split(','), idleMs });
   printColdStarts(measured.rows);
-  const result = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, loadAverageAtEnd: loadavg()[0], modelsDir, runs, ...measured };
+  const result = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, loadAverageAtEnd: loadavg()[0], modelsDir, runs, idleMs, ...measured };
   mkdirSync(dirname(outPath), { recursive: true });
   const tmp = `${outPath}.${process.pid}.tmp`;
   const fd = openSync(tmp, 'w');
