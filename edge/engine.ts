@@ -89,10 +89,12 @@ export class ModelPool {
    * session of a tiny model with the same operators as ours (edge/warm-up-model.ts). Most of a
    * process's first session is ORT's one-time set-up, not the model: instantiating its wasm,
    * its runtime init, and the engine compiling the wasm functions that build and run a session.
-   * Measured (footwear model, fresh processes, 2-core machine): its session took 345–389 ms
-   * in Node and 233–274 ms in Bun without a warm-up, 18–20 and 54–70 ms after one.
-   * The servers start it as they start listening (edge/node.ts), so it overlaps the time until
-   * the first request; it is queued like session creation, so a request that comes meanwhile
+   * Measured on the 2-core dev machine: the footwear model's session takes 271–306 ms to create
+   * in a fresh Node process and 4–5 ms after this warm-up; the first request 2 s after a server
+   * started answers in 26 ms instead of 320 (Node), 27 instead of 182 (Bun), 22 instead of 311
+   * (Deno) (docs/api.md, "Start-up warm-up"). The servers start it once the app is created
+   * (edge/node.ts), so it overlaps the time until the first request; it is queued like session
+   * creation, so a request that comes meanwhile
    * waits for it instead of doing the same work beside it. Never rejects: a failure is logged
    * and left for the first real session to report.
    */
