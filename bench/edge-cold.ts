@@ -33,6 +33,7 @@ import { DEFAULT_MODELS } from '../edge/node.ts';
 import { WASM_V8_FLAGS } from '../edge/wasm-files.ts';
 import { DENO_V8_FLAGS, freePort, prebuiltWorker, runtimeBinary, type PrebuiltWorker } from '../test/edge/servers.ts';
 import { optionValue } from './args.ts';
+import { median } from './stats.ts';
 
 const wrangler = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js');
 const body = Uint8Array.from(readFileSync('test/fixtures/edge/images/shirt.png'));
@@ -142,10 +143,6 @@ async function coldStart(name: string, variant: Variant, subtask: string, linger
   }
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const round = (x: number) => (Number.isFinite(x) ? Math.round(x) : undefined);
 
 /** Phases in the order they happen, with the model-specific marks named generically. */
