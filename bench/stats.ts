@@ -15,6 +15,40 @@ export const median = (xs: readonly number[]): number => {
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
+/** Two-sided 95% critical values of Student's t for 1–30 degrees of freedom (standard tables). */
+const T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
+
+/** t such that P(|T_df| ≤ t) = 0.95; past the table, the Cornish–Fisher expansion around z = 1.96 (error < 1e-3). */
+export function t95(df: number): number {
+  if (!(df >= 1) || !Number.isInteger(df)) throw new RangeError(`t95: degrees of freedom must be a positive integer, got ${df}`);
+  if (df <= T95.length) return T95[df - 1]!;
+  const z = 1.959964;
+  return z + (z ** 3 + z) / (4 * df) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * df ** 2);
+}
+
+/**
+ * Paired comparison a − b over matched runs (same seed: same calibration draw, same fine-tuning
+ * order): the mean difference with its 95% confidence interval (t over n − 1 degrees of freedom;
+ * undefined for fewer than two pairs), and how many pairs a wins, ties and loses. Pairing removes
+ * the variation the seed causes in both alike, so it can see a gap that unpaired mean ± std hides.
+ */
+export function pairedDifference(a: readonly number[], b: readonly number[]): { n: number; mean: number; sd: number; ci95?: [number, number]; wins: number; ties: number; losses: number } {
+  if (a.length !== b.length) throw new RangeError(`pairedDifference: ${a.length} values against ${b.length}`);
+  const d = a.map((x, i) => x - b[i]!);
+  const m = mean(d);
+  const sd = sampleSd(d);
+  const half = d.length >= 2 ? (t95(d.length - 1) * sd) / Math.sqrt(d.length) : undefined;
+  return {
+    n: d.length,
+    mean: m,
+    sd,
+    ...(half === undefined ? {} : { ci95: [m - half, m + half] as [number, number] }),
+    wins: d.filter((x) => x > 0).length,
+    ties: d.filter((x) => x === 0).length,
+    losses: d.filter((x) => x < 0).length,
+  };
+}
+
 /**
  * Medians of several functions timed in alternating blocks of 10 calls, so that a change in the
  * machine's load (it is shared) reaches all of them alike; ratios between them are the figures.
