@@ -17,13 +17,13 @@ import type { Shape3 } from '../compiler/graph/ir.ts';
 import { predict } from '../compiler/nn/forward.ts';
 import { exportOnnx } from '../compiler/onnx/export.ts';
 import { Rng } from '../shared/rng.ts';
+import { median } from './stats.ts';
 
 const { values } = parseArgs({ options: { depths: { type: 'string', default: '20,56' }, runs: { type: 'string', default: '50' } } });
 const depths = values.depths.split(',').map(Number);
 const runs = Number(values.runs);
 await tf.setBackend('cpu');
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const rows: string[][] = [['model', 'input', 'MACs', 'KiB', 'export ms', 'session ms', 'b1 ms', 'b64 img/s', 'max |Δ|', 'max |logit|']];
 for (const depth of depths)
   for (const shortcut of ['A', 'projection'] as const)

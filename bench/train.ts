@@ -27,6 +27,7 @@ import { exportOnnx } from '../compiler/onnx/export.ts';
 import { autoFilterGrad, BackendUnavailableError, FAST_GRADIENT_BACKENDS, backendThreads, findWebGpuAdapter, initBackend, type BackendName } from '../compiler/tf/backend.ts';
 import type { FilterGradMethod } from '../compiler/tf/conv_grads.ts';
 import { Rng } from '../shared/rng.ts';
+import { median } from './stats.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -110,12 +111,6 @@ function maxRelErr(got: Float32Array[], ref: Float32Array[]): number {
   return worst;
 }
 let referenceGradients: Float32Array[] | undefined;
-
-/** Median of a few timings: these machines are shared and noisy. */
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 function syntheticBatch(rng: Rng): { nhwc: Float32Array; labels: Int32Array } {
   const nhwc = new Float32Array(BATCH * 28 * 28);
