@@ -23,7 +23,7 @@ import type { RowSummary } from '../compiler/pipeline/report.ts';
 import { loadCompileData, stageImpls } from '../compiler/pipeline/stages.ts';
 import { createProgress } from '../compiler/train/progress.ts';
 import { initBackend } from '../compiler/tf/backend.ts';
-import { mean, sampleSd } from './stats.ts';
+import { mean, pairedDifference } from './stats.ts';
 import { optionValue } from './args.ts';
 
 const arg = (name: string, fallback: string) => optionValue(process.argv, name) ?? fallback;
@@ -91,15 +91,18 @@ function table(results: SeedResult[]): string {
   const lines = [
     `Seeds: ${results.map((r) => r.seed).join(', ')} (stage-4 seed; stages 1–3 shared). Mean over seeds, % on held-out test images.`,
     '',
-    '| Row | Clean | JPEG | Blur | AWGN | S&P | Avg | Avg per seed | Avg − Fusing (paired, mean ± sd) |',
+    '| Row | Clean | JPEG | Blur | AWGN | S&P | Avg | Avg per seed | Avg − Fusing (paired: mean ± sd [95% CI]) |',
     '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const label of labels) {
     const have = results.filter((r) => r.rows[label]);
     const col = (k: keyof RowSummary) => pct(mean(have.map((r) => r.rows[label]![k] as number)));
     const avgs = have.map((r) => r.rows[label]!.degradedMean!);
-    const paired = have.filter((r) => r.rows.Fusing).map((r) => r.rows[label]!.degradedMean! - r.rows.Fusing!.degradedMean!);
-    const gap = label === 'Fusing' || paired.length === 0 ? '—' : `${(100 * mean(paired)) >= 0 ? '+' : ''}${(100 * mean(paired)).toFixed(2)} ± ${(100 * sampleSd(paired)).toFixed(2)} (n=${paired.length})`;
+    const both = have.filter((r) => r.rows.Fusing);
+    const d = pairedDifference(both.map((r) => r.rows[label]!.degradedMean!), both.map((r) => r.rows.Fusing!.degradedMean!));
+    const signed = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(2)}`;
+    const ci = d.ci95 ? ` [${signed(d.ci95[0])}, ${signed(d.ci95[1])}]` : '';
+    const gap = label === 'Fusing' || d.n === 0 ? '—' : `${signed(d.mean)} ± ${(100 * d.sd).toFixed(2)}${ci} (n=${d.n})`;
     lines.push(`| ${label} | ${col('clean')} | ${col('jpeg')} | ${col('blur')} | ${col('awgn')} | ${col('saltpepper')} | ${col('degradedMean')} | ${avgs.map(pct).join(' / ')} | ${gap} |`);
   }
   return lines.join('\n');
