@@ -15,7 +15,7 @@
  * Validation columns are what options may be chosen on; test columns are for the report only.
  */
 import { readFileSync } from 'node:fs';
-import { loadCompileConfig } from '../compiler/pipeline/config.ts';
+import { describeBudget, loadCompileConfig, subtaskBudget } from '../compiler/pipeline/config.ts';
 import { writeFileAtomic } from '../compiler/pipeline/cache.ts';
 import { optionValue } from './args.ts';
 import { mean, pairedDifference, sampleSd } from './stats.ts';
@@ -23,6 +23,7 @@ import { mean, pairedDifference, sampleSd } from './stats.ts';
 interface Split { mean5: number }
 interface StudyRow {
   seed: number;
+  budget?: string;
   flops?: number;
   variant: string;
   before: { val: Split; test?: Split };
@@ -38,7 +39,7 @@ if (files.length === 0) {
   process.exit(2);
 }
 const catroVariant = optionValue(argv, 'catro') ?? 'catro';
-const baselineVariants = (optionValue(argv, 'baselines') ?? 'l1,random').split(',').filter(Boolean);
+const baselinesArg = optionValue(argv, 'baselines')?.split(',').filter(Boolean);
 const outFile = optionValue(argv, 'out');
 
 /** Bad input ends the run with the file and the problem, not a stack trace. */
@@ -62,32 +63,38 @@ const studies = files.map((f) => ({ file: f, study: readStudy(f) }));
 const subtask = studies[0]!.study.subtask;
 for (const { file, study } of studies) if (study.subtask !== subtask) fail(`${file}: subtask "${study.subtask}", but ${files[0]} has "${subtask}"`);
 
-// Rows written before the study recorded its budget were all at the subtask's own budget.
-const defaultFlops = new Map<string, number>();
-async function flopsOf(study: Study, row: StudyRow): Promise<number> {
-  if (row.flops !== undefined) return row.flops;
-  if (!defaultFlops.has(study.config)) {
+// Rows name their budget in words; older rows give only `flops`, and the oldest nothing: those
+// were all at the subtask's own budget in the study's config.
+const defaultBudget = new Map<string, string>();
+async function budgetOf(study: Study, row: StudyRow): Promise<string> {
+  if (row.budget !== undefined) return row.budget;
+  if (row.flops !== undefined) return describeBudget({ flops: row.flops });
+  if (!defaultBudget.has(study.config)) {
     const config = await loadCompileConfig(study.config);
     const s = config.subtasks.find((x) => x.name === subtask);
     if (!s) fail(`${study.config} has no subtask "${subtask}"`);
-    defaultFlops.set(study.config, s.flopsFraction);
+    defaultBudget.set(study.config, describeBudget(subtaskBudget(s)));
   }
-  return defaultFlops.get(study.config)!;
+  return defaultBudget.get(study.config)!;
 }
 
 /** (budget → seed → variant → row), merged over the files. */
-const runs = new Map<number, Map<number, Map<string, StudyRow>>>();
+const runs = new Map<string, Map<number, Map<string, StudyRow>>>();
 for (const { file, study } of studies) {
   for (const row of study.rows) {
-    const flops = await flopsOf(study, row);
-    const bySeed = runs.get(flops) ?? new Map<number, Map<string, StudyRow>>();
-    runs.set(flops, bySeed);
+    const budget = await budgetOf(study, row);
+    const bySeed = runs.get(budget) ?? new Map<number, Map<string, StudyRow>>();
+    runs.set(budget, bySeed);
     const byVariant = bySeed.get(row.seed) ?? new Map<string, StudyRow>();
     bySeed.set(row.seed, byVariant);
-    if (byVariant.has(row.variant)) fail(`${file}: budget ${flops}, seed ${row.seed}, variant "${row.variant}" is already in another file`);
+    if (byVariant.has(row.variant)) fail(`${file}: budget "${budget}", seed ${row.seed}, variant "${row.variant}" is already in another file`);
     byVariant.set(row.variant, row);
   }
 }
+
+// By default every other variant the files hold, in the order they first appear.
+const baselineVariants = baselinesArg ?? [...new Set(studies.flatMap(({ study }) => study.rows.map((r) => r.variant)))].filter((v) => v !== catroVariant);
+if (baselineVariants.length === 0) fail(`no variant to compare "${catroVariant}" with in ${files.join(', ')}`);
 
 type Metric = 'valBefore' | 'valAfter' | 'testBefore' | 'testAfter';
 const METRICS: Record<Metric, (r: StudyRow) => number | undefined> = {
@@ -100,8 +107,8 @@ const pts = (x: number) => (100 * x).toFixed(1);
 const signed = (x: number) => `${x >= 0 ? '+' : '−'}${pts(Math.abs(x))}`;
 
 const report: Record<string, unknown>[] = [];
-for (const [flops, bySeed] of [...runs].sort((a, b) => b[0] - a[0])) {
-  console.log(`\n${subtask}, ${(100 * flops).toFixed(0)}% of the full model's MACs; mean5 in points, seeds paired`);
+for (const [budget, bySeed] of runs) {
+  console.log(`\n${subtask}, ${budget}; mean5 in points, seeds paired`);
   console.log(`| | seeds | ${catroVariant} | ${baselineVariants.map((b) => `${b} | ${catroVariant} − ${b} [95% CI] (wins/losses)`).join(' | ')} |`);
   console.log(`|---|---|---|${baselineVariants.map(() => '---|---|').join('')}`);
   for (const [metric, pick] of Object.entries(METRICS) as [Metric, (r: StudyRow) => number | undefined][]) {
@@ -110,11 +117,16 @@ for (const [flops, bySeed] of [...runs].sort((a, b) => b[0] - a[0])) {
       const row = bySeed.get(s)!.get(v);
       return row !== undefined && pick(row) !== undefined;
     }));
-    if (seeds.length === 0) continue;
+    // A figure the study did not measure (--no-test, --no-finetune) gets no row.
+    if (![...bySeed.values()].some((byVariant) => [...byVariant.values()].some((r) => pick(r) !== undefined))) continue;
+    if (seeds.length === 0) {
+      console.log(`| ${metric} | none with ${catroVariant} and ${baselineVariants.join(', ')} | | |`);
+      continue;
+    }
     const values = (v: string) => seeds.map((s) => pick(bySeed.get(s)!.get(v)!)!);
     const catro = values(catroVariant);
     const cells: string[] = [];
-    const entry: Record<string, unknown> = { flops, metric, seeds, [catroVariant]: { mean: mean(catro), sd: sampleSd(catro) } };
+    const entry: Record<string, unknown> = { budget, metric, seeds, [catroVariant]: { mean: mean(catro), sd: sampleSd(catro) } };
     for (const b of baselineVariants) {
       const base = values(b);
       const d = pairedDifference(catro, base);

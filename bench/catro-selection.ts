@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import { filterL1Norms } from '../compiler/catro/catro.ts';
 import { prunableSpaces } from '../compiler/catro/spaces.ts';
-import { loadCompileConfig, resolveSubtaskClasses } from '../compiler/pipeline/config.ts';
+import { loadCompileConfig, resolveSubtaskClasses, subtaskBudget } from '../compiler/pipeline/config.ts';
 import { loadCompileData, trainingSplits } from '../compiler/pipeline/stages.ts';
 import { pruneSubtask, type SubtaskInput } from '../compiler/pipeline/subtask.ts';
 import { FULL_CKPT, FULL_GRAPH, loadFullModel, subtaskTuning } from '../compiler/pipeline/subtasks.ts';
@@ -45,7 +45,7 @@ for (const seed of seeds) {
     train: splits.train,
     val: splits.val,
     classes,
-    flops: subtask.flopsFraction,
+    budget: subtaskBudget(subtask),
     degradations: config.degradations,
     normalize: { mean: config.dataset.mean, std: config.dataset.std },
     augment: tuning.augmentation ?? config.augmentation,

@@ -31,7 +31,7 @@ import type { LabelledImages } from '../compiler/data/types.ts';
 import type { Graph, ParamStore } from '../compiler/graph/ir.ts';
 import { toVariables } from '../compiler/nn/forward.ts';
 import { exportOnnx } from '../compiler/onnx/export.ts';
-import { loadCompileConfig, resolveSubtaskClasses } from '../compiler/pipeline/config.ts';
+import { describeBudget, loadCompileConfig, resolveSubtaskClasses, subtaskBudget, type SubtaskBudget } from '../compiler/pipeline/config.ts';
 import { writeFileAtomic } from '../compiler/pipeline/cache.ts';
 import { evaluate as evaluateOnnx, onnxClassifier, type EvalSummary } from '../compiler/pipeline/evaluate.ts';
 import { loadCompileData, trainingSplits } from '../compiler/pipeline/stages.ts';
@@ -86,7 +86,7 @@ const splits = trainingSplits(config, data.train);
 if (!splits.val) throw new Error(`${configFile}: the study needs a validation split (dataset.validation > 0)`);
 const normalize = { mean: config.dataset.mean, std: config.dataset.std };
 const labels = classes.map((c) => data.train.classNames[c]!);
-const budgets = arg('flops')?.split(',').map(Number) ?? [subtask.flopsFraction];
+const budgets: SubtaskBudget[] = arg('flops')?.split(',').map((f) => ({ flops: Number(f) })) ?? [subtaskBudget(subtask)];
 
 // Validation as the fine-tuning selects on it: each image clean and under each degradation.
 const valSub = subsetClasses(splits.val, classes);
@@ -121,7 +121,9 @@ async function scores(graph: Graph, params: ParamStore): Promise<Scores> {
 
 interface Row {
   seed: number;
-  flops: number;
+  /** The budget in words (describeBudget); `flops` as well when it is a MACs target. */
+  budget: string;
+  flops?: number;
   variant: string;
   macs: number;
   before: Scores;
@@ -133,15 +135,15 @@ const rows: Row[] = [];
 // Mean ± sample std over seeds per variant.
 const stat = (xs: number[]) => ({ mean: mean(xs), sd: sampleSd(xs), n: xs.length });
 const fmt = (s: { mean: number; sd: number; n: number } | undefined) => (s ? `${(100 * s.mean).toFixed(1)} ± ${(100 * s.sd).toFixed(1)}` : '—');
-const summarize = () => budgets.flatMap((flops) => parsed.map((v) => {
-  const rs = rows.filter((r) => r.variant === v.name && r.flops === flops);
+const summarize = () => budgets.flatMap((budget) => parsed.map((v) => {
+  const rs = rows.filter((r) => r.variant === v.name && r.budget === describeBudget(budget));
   const pick = (f: (r: Row) => number | undefined) => {
     const xs = rs.map(f).filter((x): x is number => x !== undefined);
     return xs.length ? stat(xs) : undefined;
   };
   return {
     variant: v.name,
-    flops,
+    budget: describeBudget(budget),
     macs: rs[0]?.macs,
     valBefore: pick((r) => r.before.val.mean5),
     valAfter: pick((r) => r.after?.val.mean5),
@@ -162,7 +164,7 @@ console.log(`catro-study: ${subtaskName} (${labels.join(', ')}), ${configFile}, 
 const restricted = restrictClasses(full.graph, full.params, classes);
 const unpruned = await scores(restricted.graph, restricted.params);
 console.log(`unpruned, restricted to the subtask: val mean5 ${pct(unpruned.val.mean5)}  test mean5 ${pct(unpruned.test?.mean5)}`);
-for (const [flops, seed] of budgets.flatMap((f) => seeds.map((s) => [f, s] as const))) {
+for (const [budget, seed] of budgets.flatMap((b) => seeds.map((s) => [b, s] as const))) {
   let widths: ReadonlyMap<string, number> | undefined;
   for (const v of parsed) {
     const t0 = performance.now();
@@ -172,7 +174,7 @@ for (const [flops, seed] of budgets.flatMap((f) => seeds.map((s) => [f, s] as co
       train: splits.train,
       val: splits.val,
       classes,
-      flops,
+      budget,
       degradations: config.degradations,
       normalize,
       augment: subtaskTuning(config).augmentation ?? config.augmentation,
@@ -186,7 +188,7 @@ for (const [flops, seed] of budgets.flatMap((f) => seeds.map((s) => [f, s] as co
     } else {
       pruned = await pruneSubtask(input, v.selector, widths);
     }
-    const row: Row = { seed, flops, variant: v.name, macs: pruned.macs.pruned, before: await scores(pruned.graph, pruned.params), seconds: 0 };
+    const row: Row = { seed, budget: describeBudget(budget), ...('flops' in budget ? { flops: budget.flops } : {}), variant: v.name, macs: pruned.macs.pruned, before: await scores(pruned.graph, pruned.params), seconds: 0 };
     if (fineTune) {
       const tuned = await fineTuneSubtask(input, pruned);
       const params = tuned.best?.params ?? tuned.params;
@@ -197,14 +199,14 @@ for (const [flops, seed] of budgets.flatMap((f) => seeds.map((s) => [f, s] as co
     // Each run takes minutes: keep what is done on disk, so a killed study loses one run at most.
     await save(false);
     console.log(
-      `flops ${flops} seed ${seed} ${v.name.padEnd(28)} MACs ${row.macs}  val mean5 ${pct(row.before.val.mean5)} → ${pct(row.after?.val.mean5)}  test mean5 ${pct(row.before.test?.mean5)} → ${pct(row.after?.test?.mean5)}  (${row.seconds.toFixed(0)} s)`,
+      `${row.budget}, seed ${seed} ${v.name.padEnd(28)} MACs ${row.macs}  val mean5 ${pct(row.before.val.mean5)} → ${pct(row.after?.val.mean5)}  test mean5 ${pct(row.before.test?.mean5)} → ${pct(row.after?.test?.mean5)}  (${row.seconds.toFixed(0)} s)`,
     );
   }
 }
 
 const summary = summarize();
 console.log(`\n| ${subtaskName}: variant | MACs | val mean5 before FT | val mean5 after FT | test mean5 before FT | test mean5 after FT |\n|---|---|---|---|---|---|`);
-for (const s of summary) console.log(`| ${s.variant} | ${s.macs ?? '—'} (${s.flops}) | ${fmt(s.valBefore)} | ${fmt(s.valAfter)} | ${fmt(s.testBefore)} | ${fmt(s.testAfter)} |`);
+for (const s of summary) console.log(`| ${s.variant} | ${s.macs ?? '—'} (${s.budget}) | ${fmt(s.valBefore)} | ${fmt(s.valAfter)} | ${fmt(s.testBefore)} | ${fmt(s.testAfter)} |`);
 console.log(`| unpruned, restricted | full | ${pct(unpruned.val.mean5)} | | ${pct(unpruned.test?.mean5)} | |`);
 console.log(`(mean ± std over ${seeds.length} seed(s); choose on the validation columns only)`);
 

@@ -32,6 +32,13 @@ export interface Widths {
 
 /** k_l = max(1, round(r_l·C_l)) for one ratio or a ratio per space id (missing ids stay whole). */
 export function widthsForRatios(spaces: readonly ChannelSpace[], ratio: number | ReadonlyMap<string, number>): Map<string, number> {
+  if (typeof ratio !== 'number') {
+    // A misspelt layer would otherwise keep all its channels without a word.
+    const ids = new Set(spaces.map((s) => s.id));
+    for (const id of ratio.keys()) {
+      if (!ids.has(id)) throw new Error(`keep ratio given for "${id}", which is not a prunable layer (prunable: ${[...ids].join(', ') || 'none'})`);
+    }
+  }
   const widths = new Map<string, number>();
   for (const s of spaces) {
     const r = typeof ratio === 'number' ? ratio : (ratio.get(s.id) ?? 1);

@@ -198,11 +198,35 @@ export const SubtaskConfig = z
     name: z.string().regex(/^[a-z0-9][a-z0-9_-]*$/, 'lowercase letters, digits, "_" or "-"'),
     /** Class names (as in the data set's label list) or indices. */
     classes: z.array(z.union([z.string().min(1), nonNegInt])).min(2),
-    /** Target MACs of the pruned model as a fraction of the full model's. */
-    flopsFraction: z.number().gt(0).max(1),
+    /** Target MACs of the pruned model as a fraction of the full model's (default 0.25 when no keepRatios). */
+    flopsFraction: z.number().gt(0).max(1).optional(),
+    /**
+     * Instead of a MACs target: the share of channels each prunable layer keeps, one ratio for
+     * all, or per layer by the name of the conv that produces its channels (`facet info` lists
+     * them; a layer not named keeps all its channels).
+     */
+    keepRatios: z.union([z.number().gt(0).max(1), z.record(z.string().min(1), z.number().gt(0).max(1))]).optional(),
   })
-  .strict();
+  .strict()
+  .refine((s) => s.flopsFraction === undefined || s.keepRatios === undefined, { message: 'give flopsFraction or keepRatios, not both', path: ['keepRatios'] });
 export type SubtaskConfig = z.infer<typeof SubtaskConfig>;
+
+/** The default subtask budget, the issue's and the shipped models': a quarter of the full model's MACs. */
+export const DEFAULT_FLOPS_FRACTION = 0.25;
+
+/** How small a subtask model is made: a MACs target, or keep ratios that fix each layer's width. */
+export type SubtaskBudget = { flops: number } | { keep: number | Readonly<Record<string, number>> };
+
+export function subtaskBudget(subtask: SubtaskConfig): SubtaskBudget {
+  return subtask.keepRatios !== undefined ? { keep: subtask.keepRatios } : { flops: subtask.flopsFraction ?? DEFAULT_FLOPS_FRACTION };
+}
+
+/** The budget in words, for logs and reports ("25% of the MACs", "keep 0.5 of each layer's channels"). */
+export function describeBudget(budget: SubtaskBudget): string {
+  if ('flops' in budget) return `${+(100 * budget.flops).toFixed(2)}% of the full model's MACs`;
+  if (typeof budget.keep === 'number') return `keep ${budget.keep} of each layer's channels`;
+  return `keep ${Object.entries(budget.keep).map(([layer, r]) => `${layer} ${r}`).join(', ')} of the channels (other layers whole)`;
+}
 
 export const DATASETS = ['fashion-mnist', 'mnist', 'cifar10', 'cifar100'] as const;
 

@@ -24,7 +24,7 @@ import { forward, type TensorParams } from '../nn/forward.ts';
 import { train, type LossFn, type TrainResult } from '../train/loop.ts';
 import type { ProgressReporter } from '../train/progress.ts';
 import type { PrefetchMode } from '../train/pipeline.ts';
-import type { DegradationRanges } from './config.ts';
+import type { DegradationRanges, SubtaskBudget } from './config.ts';
 import { crossEntropy, logitDistillLoss } from './losses.ts';
 
 /** How a subtask is pruned and fine-tuned. Defaults: docs/catro.md §§1, 3, 6. */
@@ -82,8 +82,8 @@ export interface SubtaskInput {
   val?: LabelledImages;
   /** Dataset class indices of the subtask, in output order. */
   classes: number[];
-  /** Target MACs as a fraction of the full model's. */
-  flops: number;
+  /** A MACs target (fraction of the full model's) or per-layer keep ratios. */
+  budget: SubtaskBudget;
   degradations: DegradationRanges;
   normalize: { mean: number[]; std: number[] };
   augment?: { flip: boolean; pad: number; cutout: number };
@@ -135,7 +135,9 @@ export async function pruneSubtask(input: SubtaskInput, selector: Selector, widt
     );
     result = await catroPrune(input.graph, input.params, calib, tfjsTapRunner, {
       classes: input.classes,
-      budget: { flops: input.flops, method: input.tuning.method },
+      budget: 'flops' in input.budget
+        ? { flops: input.budget.flops, method: input.tuning.method }
+        : { ratio: typeof input.budget.keep === 'number' ? input.budget.keep : new Map(Object.entries(input.budget.keep)) },
       wEpsilon: input.tuning.wEpsilon,
       pooling: input.tuning.pooling,
       mode: input.tuning.pruneMode,

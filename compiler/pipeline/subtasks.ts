@@ -22,7 +22,7 @@ import { readParams, writeParams } from '../train/loop.ts';
 import type { ProgressReporter } from '../train/progress.ts';
 import { hashSources, runStage, sha256File, writeFileAtomic, type StageResult } from './cache.ts';
 import type { CompileData } from './compile.ts';
-import { resolveSubtaskClasses, type CompileConfig, type SubtaskConfig } from './config.ts';
+import { resolveSubtaskClasses, subtaskBudget, describeBudget, type CompileConfig, type SubtaskConfig } from './config.ts';
 import { evaluate, onnxClassifier, type EvalSummary } from './evaluate.ts';
 import { DEFAULT_SUBTASK_TUNING, fineTuneSubtask, pruneSubtask, restrictedFull, type SubtaskInput, type SubtaskTuning } from './subtask.ts';
 
@@ -119,7 +119,7 @@ export async function runSubtasks(opts: SubtaskRunOptions): Promise<Map<string, 
     const { trainLimit, validation, mean, std } = config.dataset;
     const key = {
       name: `subtask-${subtask.name}`,
-      config: { classes, flops: subtask.flopsFraction, tuning, seed: config.seed, data: { trainLimit: trainLimit ?? null, validation, mean, std }, augmentation: config.augmentation, degradations: config.degradations, evaluation: { ...config.evaluation, batchSize: undefined, quick: opts.quick ? config.evaluation.quick : null }, baselines: opts.baselines },
+      config: { classes, budget: subtaskBudget(subtask), tuning, seed: config.seed, data: { trainLimit: trainLimit ?? null, validation, mean, std }, augmentation: config.augmentation, degradations: config.degradations, evaluation: { ...config.evaluation, batchSize: undefined, quick: opts.quick ? config.evaluation.quick : null }, baselines: opts.baselines },
       inputs: { full: full.sha256, 'data:train': data.checksums.train, 'data:test': data.checksums.test },
       code: await subtaskCodeVersion(),
     };
@@ -152,7 +152,7 @@ async function compileSubtask(o: CompileSubtaskOptions): Promise<SubtaskOutcome>
     train: o.tuning.trainImages === 'all' ? withoutExamplesOf(data.train, splits.val) : splits.train,
     val: splits.val,
     classes: o.classes,
-    flops: o.subtask.flopsFraction,
+    budget: subtaskBudget(o.subtask),
     degradations: config.degradations,
     normalize: { mean: config.dataset.mean, std: config.dataset.std },
     augment: o.tuning.augmentation ?? config.augmentation,
@@ -181,7 +181,7 @@ async function compileSubtask(o: CompileSubtaskOptions): Promise<SubtaskOutcome>
   const tPrune = performance.now();
   const catro = await pruneSubtask(input, 'catro');
   const pruneSeconds = (performance.now() - tPrune) / 1000;
-  o.log(`CATRO kept ${catro.macs.pruned} of ${catro.macs.full} MACs (${((100 * catro.macs.pruned) / catro.macs.full).toFixed(1)}%) in ${pruneSeconds.toFixed(1)} s`);
+  o.log(`CATRO kept ${catro.macs.pruned} of ${catro.macs.full} MACs (${((100 * catro.macs.pruned) / catro.macs.full).toFixed(1)}%; budget: ${describeBudget(input.budget)}) in ${pruneSeconds.toFixed(1)} s`);
 
   const tune = async (selector: string, pruned: PruneResult) => {
     const before = (await evalModel(pruned.graph, pruned.params)).summary;

@@ -94,4 +94,13 @@ describe('Stage I budgets', () => {
     expect(() => ratioBudget(g20, spaces, 2 * full)).toThrow(/exceeds the full model/);
     expect(() => widthsForRatios(spaces, 1.5)).toThrow(/keep ratio of "s1b0.conv1" must be in \[0, 1\]/);
   });
+
+  it('per-layer keep ratios narrow the named layers only, and a name that is not a prunable layer is an error', () => {
+    const spaces = prunableSpaces(g20);
+    const widths = widthsForRatios(spaces, new Map([['s1b0.conv1', 0.25], ['s3b2.conv1', 0.5]]));
+    expect(widths.get('s1b0.conv1')).toBe(4);
+    expect(widths.get('s3b2.conv1')).toBe(32);
+    for (const s of spaces) if (s.id !== 's1b0.conv1' && s.id !== 's3b2.conv1') expect(widths.get(s.id)).toBe(s.channels);
+    expect(() => widthsForRatios(spaces, new Map([['s1b0.conv2', 0.5]]))).toThrow(/"s1b0.conv2", which is not a prunable layer \(prunable: s1b0.conv1, s1b1.conv1, .*s3b2.conv1\)/);
+  });
 });

@@ -31,6 +31,7 @@ describe('facet info', () => {
     expect(lines.find((l) => l.startsWith('s2b0.short '))).toMatch(/padshortcut\s+14×14×32$/);
     expect(out).toMatch(/total: 30,821,248 MACs \(30\.82M\)/);
     expect(out).toContain('feature: s3b2.relu');
+    expect(lines.at(-1)).toBe('prunable (CATRO, inner channels): s1b0.conv1, s1b1.conv1, s1b2.conv1, s2b0.conv1, s2b1.conv1, s2b2.conv1, s3b0.conv1, s3b1.conv1, s3b2.conv1');
   });
 
   it('--json gives the same numbers as countGraph', async () => {

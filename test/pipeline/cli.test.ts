@@ -44,6 +44,15 @@ describe('facet compile CLI', () => {
     await expect(run(['--config', CONFIG, '--backend', 'tpu'])).rejects.toThrow(/--backend must be one of/);
     await expect(run(['--config', CONFIG, '--checkpoint-every', '0'])).rejects.toThrow(/--checkpoint-every must be a positive integer/);
     await expect(run(['--config', CONFIG, '--seed=1.5', '--backend', 'cpu'])).rejects.toThrow(/--seed must be a non-negative integer/);
+    // Subtask budgets: a MACs fraction or keep ratios, one of the two, and only with --subtask.
+    const sub = ['--config', CONFIG, '--backend', 'cpu', '--subtask', 'x=0,1'];
+    await expect(run([...sub, '--flops', '2'])).rejects.toThrow(/--flops must be a fraction in \(0, 1\], got "2"/);
+    await expect(run([...sub, '--flops', '0.5', '--keep', '0.5'])).rejects.toThrow(/give --flops or --keep, not both/);
+    await expect(run([...sub, '--keep', '0'])).rejects.toThrow(/--keep must be a fraction in \(0, 1\], got "0"/);
+    await expect(run([...sub, '--keep', 's1b0.conv1=1.5'])).rejects.toThrow(/--keep s1b0\.conv1 must be a fraction in \(0, 1\], got "1\.5"/);
+    await expect(run([...sub, '--keep', 's1b0.conv1=0.5,s1b0.conv1=0.25'])).rejects.toThrow(/--keep names layer "s1b0\.conv1" twice/);
+    await expect(run([...sub, '--keep', 's1b0.conv1=0.5,=0.2'])).rejects.toThrow(/--keep must be a ratio or LAYER=RATIO,LAYER=RATIO, got "=0\.2"/);
+    await expect(run(['--config', CONFIG, '--keep', '0.5'])).rejects.toThrow(/--keep applies to --subtask models; set flopsFraction or keepRatios in the config/);
     const dir = await temp.make('facet-cli-');
     const bad = join(dir, 'bad.json');
     await writeFile(bad, JSON.stringify({ ...JSON.parse(await readFile(CONFIG, 'utf8')), seed: -1 }));

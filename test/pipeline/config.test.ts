@@ -1,7 +1,7 @@
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { evaluationLevels, loadCompileConfig, parseCompileConfig, resolveSubtaskClasses, type CompileConfig } from '../../compiler/pipeline/config.ts';
+import { describeBudget, evaluationLevels, loadCompileConfig, parseCompileConfig, resolveSubtaskClasses, subtaskBudget, type CompileConfig } from '../../compiler/pipeline/config.ts';
 import { tempDirs } from './helpers/temp.ts';
 
 const temp = tempDirs();
@@ -160,6 +160,27 @@ describe('evaluation levels and subtasks', () => {
     expect(resolveSubtaskClasses({ name: 'x', classes: [1, 'Bag'], flopsFraction: 0.5 }, 2, labels)).toEqual([1, 8]);
     expect(() => resolveSubtaskClasses({ name: 'x', classes: [1, 'Boot'], flopsFraction: 0.5 }, 2, labels, 'my.json')).toThrow(/my\.json: subtasks\.2\.classes\.1: no class named "Boot"/);
     expect(() => resolveSubtaskClasses({ name: 'x', classes: [10, 1], flopsFraction: 0.5 }, 0, labels)).toThrow(/subtasks\.0\.classes\.0: class index 10 is out of range/);
+  });
+
+  it('a subtask budget is a MACs fraction (default 0.25) or keep ratios, not both', async () => {
+    const withSubtasks = (subtasks: unknown[]) => referenceWith((c) => (c.subtasks = subtasks));
+    const parsed = parseCompileConfig(await withSubtasks([
+      { name: 'a', classes: [0, 1] },
+      { name: 'b', classes: [0, 1], flopsFraction: 0.1 },
+      { name: 'c', classes: [0, 1], keepRatios: 0.5 },
+      { name: 'd', classes: [0, 1], keepRatios: { 's1b0.conv1': 0.25 } },
+    ]));
+    expect(parsed.subtasks.map(subtaskBudget)).toEqual([{ flops: 0.25 }, { flops: 0.1 }, { keep: 0.5 }, { keep: { 's1b0.conv1': 0.25 } }]);
+    expect(parsed.subtasks.map((s) => describeBudget(subtaskBudget(s)))).toEqual([
+      "25% of the full model's MACs",
+      "10% of the full model's MACs",
+      "keep 0.5 of each layer's channels",
+      'keep s1b0.conv1 0.25 of the channels (other layers whole)',
+    ]);
+    const both = await withSubtasks([{ name: 'e', classes: [0, 1], flopsFraction: 0.5, keepRatios: 0.5 }]);
+    expect(() => parseCompileConfig(both, 'both.json')).toThrow(/subtasks\.0\.keepRatios: give flopsFraction or keepRatios, not both/);
+    const zero = await withSubtasks([{ name: 'e', classes: [0, 1], keepRatios: { 's1b0.conv1': 0 } }]);
+    expect(() => parseCompileConfig(zero, 'zero.json')).toThrow(/subtasks\.0\.keepRatios/);
   });
 
   it('rejects duplicate subtask names', async () => {

@@ -75,12 +75,15 @@ describe('facet compile --subtask: report', () => {
     await writeFile(join(dir, 'report.json'), JSON.stringify(report));
     await writeFile(join(dir, 'report.html'), renderReportHtml({ ...report, subtasks: [] }));
 
-    await command.run(['--config', configFile, '--from', dir, '--cache-dir', join(dir, 'cache'), '--backend', 'cpu', '--quick', '--subtask', 'right=1,3', '--flops', '0.5']);
+    await command.run(['--config', configFile, '--from', dir, '--cache-dir', join(dir, 'cache'), '--backend', 'cpu', '--quick', '--subtask', 'right=1,3', '--keep', '0.5']);
 
     const written = JSON.parse(await readFile(join(dir, 'report.json'), 'utf8')) as Report;
     expect(written.subtasks!.map((o) => o.name)).toEqual(['earlier', 'right']);
     const right = written.subtasks![1]!;
     expect(right.classes).toEqual([1, 3]);
+    // --keep 0.5 halves every block's inner channels: more MACs than the default 25% budget would leave.
+    expect(right.macs.pruned / right.macs.full).toBeGreaterThan(0.3);
+    expect(right.macs.pruned).toBeLessThan(right.macs.full);
     expect(written.createdAt).toBe('then');
     const html = await readFile(join(dir, 'report.html'), 'utf8');
     expect(html).toBe(renderReportHtml(written));

@@ -22,7 +22,7 @@ function input(): SubtaskInput {
     params,
     train,
     classes: [3, 1],
-    flops: 0.5,
+    budget: { flops: 0.5 },
     degradations: { jpeg: { min: 20, max: 101 }, blur: { min: 0, max: 10 }, awgn: { min: 0, max: 20 }, saltpepper: { min: 0, max: 5 } },
     normalize: { mean: [0.3], std: [0.3] },
     tuning: { ...DEFAULT_SUBTASK_TUNING, calibrationPerClass: 6, recalibrationImages: 24, epochs: 1, batchSize: 8 },
@@ -49,6 +49,20 @@ describe('subtask compile (CATRO + baselines + fine-tune)', () => {
     await model.close();
     expect(got.length).toBe(10);
     for (let i = 0; i < got.length; i++) expect(Math.abs(got[i]! - expected[i]!)).toBeLessThan(1e-4);
+  });
+
+  it('keep ratios fix each named layer\'s width and leave the others whole; a wrong layer name is an error', async () => {
+    const job = { ...input(), budget: { keep: { 's1b0.conv1': 0.5, 's3b0.conv1': 0.25 } } };
+    const catro = await pruneSubtask(job, 'catro');
+    expect(Object.fromEntries(catro.widths.widths)).toEqual({ 's1b0.conv1': 8, 's2b0.conv1': 32, 's3b0.conv1': 16 });
+    const filters = (name: string) => {
+      const l = catro.graph.layers.find((x) => x.name === name);
+      return l && l.kind === 'conv' ? l.filters : undefined;
+    };
+    expect([filters('s1b0.conv1'), filters('s2b0.conv1'), filters('s3b0.conv1')]).toEqual([8, 32, 16]);
+    const uniform = await pruneSubtask({ ...input(), budget: { keep: 0.5 } }, 'catro');
+    expect(Object.fromEntries(uniform.widths.widths)).toEqual({ 's1b0.conv1': 8, 's2b0.conv1': 16, 's3b0.conv1': 32 });
+    await expect(pruneSubtask({ ...input(), budget: { keep: { 'stem.conv': 0.5 } } }, 'catro')).rejects.toThrow(/"stem\.conv", which is not a prunable layer \(prunable: s1b0\.conv1, s2b0\.conv1, s3b0\.conv1\)/);
   });
 
   it('baselines reuse CATRO\'s widths, so every selector lands on the same MACs', async () => {

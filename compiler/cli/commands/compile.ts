@@ -34,9 +34,32 @@ Subtasks (CATRO-pruned models for class subsets; see docs/catro.md)
                         Repeatable.
   --flops F             MACs budget of the --subtask models as a fraction of the full
                         model's (default 0.25)
+  --keep R | --keep LAYER=R,LAYER=R
+                        instead of --flops: the share of channels every prunable layer
+                        keeps, or per layer by the name of the conv producing the channels
+                        (unnamed layers stay whole; a wrong name lists the prunable ones)
   --from DIR            start from the published full model in DIR (full.ckpt and
                         full.graph.json beside its manifest) instead of running stages 1-4;
                         the output directory defaults to DIR`;
+
+function parseFraction(flag: string, text: string): number {
+  const v = Number(text);
+  if (!(text.trim() !== '' && v > 0 && v <= 1)) throw new UsageError(`${flag} must be a fraction in (0, 1], got "${text}"`);
+  return v;
+}
+
+/** `--keep 0.5` (every layer) or `--keep s1b0.conv1=0.25,s2b0.conv1=0.5` (per layer). */
+function parseKeepRatios(text: string): number | Record<string, number> {
+  if (!text.includes('=')) return parseFraction('--keep', text);
+  const ratios: Record<string, number> = {};
+  for (const part of text.split(',')) {
+    const m = /^([^=\s]+)=(.*)$/.exec(part.trim());
+    if (!m) throw new UsageError(`--keep must be a ratio or LAYER=RATIO,LAYER=RATIO, got "${part}" in "${text}"`);
+    if (m[1]! in ratios) throw new UsageError(`--keep names layer "${m[1]}" twice`);
+    ratios[m[1]!] = parseFraction(`--keep ${m[1]}`, m[2]!);
+  }
+  return ratios;
+}
 
 export const command: Command = {
   name: 'compile',
@@ -58,6 +81,7 @@ export const command: Command = {
         seed: { type: 'string' },
         subtask: { type: 'string', multiple: true },
         flops: { type: 'string' },
+        keep: { type: 'string' },
         from: { type: 'string' },
       },
     });
@@ -75,7 +99,7 @@ export const command: Command = {
       if (!Number.isInteger(checkpointEverySteps) || checkpointEverySteps <= 0) throw new UsageError(`--checkpoint-every must be a positive integer, got "${values['checkpoint-every']}"`);
     }
 
-    const { loadCompileConfig, resolveSubtaskClasses } = await import('../../pipeline/config.ts');
+    const { DEFAULT_FLOPS_FRACTION, loadCompileConfig, resolveSubtaskClasses } = await import('../../pipeline/config.ts');
     let config;
     try {
       config = await loadCompileConfig(values.config);
@@ -83,16 +107,16 @@ export const command: Command = {
       throw new UsageError((err as Error).message);
     }
     if (values.subtask?.length) {
-      const flops = values.flops === undefined ? 0.25 : Number(values.flops);
-      if (!(flops > 0 && flops <= 1)) throw new UsageError(`--flops must be a fraction in (0, 1], got "${values.flops}"`);
+      if (values.flops !== undefined && values.keep !== undefined) throw new UsageError('give --flops or --keep, not both');
+      const budget = values.keep !== undefined ? { keepRatios: parseKeepRatios(values.keep) } : { flopsFraction: parseFraction('--flops', values.flops ?? String(DEFAULT_FLOPS_FRACTION)) };
       const given = values.subtask.map((text) => {
         const m = /^([a-z0-9][a-z0-9_-]*)=(.+)$/.exec(text);
         if (!m) throw new UsageError(`--subtask must look like name=ClassA,ClassB (lowercase name), got "${text}"`);
         const classes = m[2]!.split(',').map((c) => c.trim()).filter(Boolean).map((c) => (/^\d+$/.test(c) ? Number(c) : c));
-        return { name: m[1]!, classes, flopsFraction: flops };
+        return { name: m[1]!, classes, ...budget };
       });
       config = { ...config, subtasks: given };
-    } else if (values.flops !== undefined) throw new UsageError('--flops applies to --subtask models; set flopsFraction in the config for the others');
+    } else if (values.flops !== undefined || values.keep !== undefined) throw new UsageError(`--${values.flops !== undefined ? 'flops' : 'keep'} applies to --subtask models; set flopsFraction or keepRatios in the config for the others`);
     if (values.seed !== undefined) {
       const seed = Number(values.seed);
       if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got "${values.seed}"`);

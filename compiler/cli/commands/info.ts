@@ -6,6 +6,7 @@ import { countGraph } from '../../graph/count.ts';
 import type { Shortcut } from '../../graph/builders.ts';
 import type { Graph } from '../../graph/ir.ts';
 import { readOnnxSummary } from '../../onnx/export.ts';
+import { prunableSpaces } from '../../catro/spaces.ts';
 
 const HELP = `Usage: facet info --arch ARCH [--width W] [--input HxWxC] [--classes K]
                   [--shortcut A|projection] [--head gap|pool2x2|flatten] [--json]
@@ -25,7 +26,10 @@ dense weights and biases and BN γ/β (not running statistics).
   --graph FILE     a graph saved as JSON (e.g. a pruned model) instead of --arch
   --onnx FILE      summarise an exported model: IR version, opset, producer,
                    metadata (labels, classes, mean, std) and operator counts
-  --json           print {arch, macs, params, layers: [...]} as JSON instead`;
+  --json           print {arch, macs, params, layers: [...]} as JSON instead
+
+The last line names the layers CATRO can prune (in a ResNet each block's first conv), the names a
+subtask's keepRatios and \`facet compile --keep LAYER=R\` take.`;
 
 function onnxInfo(path: string, json: boolean): void {
   let summary;
@@ -122,6 +126,9 @@ export const command: Command = {
     const out = [graph.arch, line(header), ...rows.map(line)];
     out.push(`total: ${fmtInt(count.macs)} MACs (${(count.macs / 1e6).toFixed(2)}M), ${fmtInt(count.params)} params (${(count.params / 1e6).toFixed(3)}M)`);
     if (graph.feature) out.push(`feature: ${graph.feature}`);
+    // The names a subtask's keepRatios (`facet compile --keep LAYER=R`) may use.
+    const prunable = prunableSpaces(graph, 'inner').map((s) => s.id);
+    out.push(`prunable (CATRO, inner channels): ${prunable.length ? prunable.join(', ') : 'none'}`);
     console.log(out.join('\n'));
   },
 };
