@@ -23,25 +23,23 @@
  * rewritten after every run (`complete: false` until the last), so a killed study keeps its runs.
  */
 import { existsSync, mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import type { PruneResult, Selector } from '../compiler/catro/catro.ts';
 import { restrictClasses } from '../compiler/catro/prune.ts';
 import { subsetClasses } from '../compiler/data/split.ts';
-import type { LabelledImages } from '../compiler/data/types.ts';
 import type { Graph, ParamStore } from '../compiler/graph/ir.ts';
 import { toVariables } from '../compiler/nn/forward.ts';
 import { exportOnnx } from '../compiler/onnx/export.ts';
-import { describeBudget, loadCompileConfig, resolveSubtaskClasses, subtaskBudget, type SubtaskBudget } from '../compiler/pipeline/config.ts';
+import { describeBudget, subtaskBudget, type SubtaskBudget } from '../compiler/pipeline/config.ts';
 import { writeFileAtomic } from '../compiler/pipeline/cache.ts';
 import { evaluate as evaluateOnnx, onnxClassifier, type EvalSummary } from '../compiler/pipeline/evaluate.ts';
-import { loadCompileData, trainingSplits } from '../compiler/pipeline/stages.ts';
-import { fineTuneSubtask, pruneSubtask, selectionSet, type SubtaskInput, type SubtaskTuning } from '../compiler/pipeline/subtask.ts';
-import { FULL_CKPT, FULL_GRAPH, loadFullModel, subtaskTuning } from '../compiler/pipeline/subtasks.ts';
+import { fineTuneSubtask, pruneSubtask, selectionSet, type SubtaskTuning } from '../compiler/pipeline/subtask.ts';
 import { initBackend } from '../compiler/tf/backend.ts';
 import { evaluate as evaluateTfjs } from '../compiler/train/loop.ts';
 import { DEGRADATION_KINDS } from '../shared/manifest.ts';
 import { optionValue } from './args.ts';
 import { mean, sampleSd } from './stats.ts';
+import { loadSubtaskStudy } from './subtask-study.ts';
 
 const argv = process.argv.slice(2);
 const arg = (name: string) => optionValue(argv, name);
@@ -76,16 +74,10 @@ const parsed = variants.map(parseVariant);
 if (!parsed.some((v) => v.selector === 'catro') && parsed.some((v) => v.selector !== 'catro')) throw new Error('--variants: the baselines need a catro variant for their widths');
 
 await initBackend('wasm');
-const config = await loadCompileConfig(configFile);
-const subtask = config.subtasks.find((s) => s.name === subtaskName);
-if (!subtask) throw new Error(`${configFile} has no subtask "${subtaskName}" (${config.subtasks.map((s) => s.name).join(', ')})`);
-const data = await loadCompileData(config);
-const classes = resolveSubtaskClasses(subtask, config.subtasks.indexOf(subtask), data.train.classNames, configFile);
-const full = await loadFullModel(join(fromDir, FULL_GRAPH), join(fromDir, FULL_CKPT));
-const splits = trainingSplits(config, data.train);
+const study = await loadSubtaskStudy(configFile, fromDir, subtaskName);
+const { config, subtask, data, classes, labels, full, splits } = study;
 if (!splits.val) throw new Error(`${configFile}: the study needs a validation split (dataset.validation > 0)`);
 const normalize = { mean: config.dataset.mean, std: config.dataset.std };
-const labels = classes.map((c) => data.train.classNames[c]!);
 const budgets: SubtaskBudget[] = arg('flops')?.split(',').map((f) => ({ flops: Number(f) })) ?? [subtaskBudget(subtask)];
 
 // Validation as the fine-tuning selects on it: each image clean and under each degradation.
@@ -159,7 +151,7 @@ async function save(complete: boolean) {
 }
 
 const pct = (v: number | undefined) => (v === undefined ? '—' : (100 * v).toFixed(1));
-console.log(`catro-study: ${subtaskName} (${labels.join(', ')}), ${configFile}, full model ${fromDir}, seeds ${seeds.join(',')}, ${fineTune ? `fine-tuned ${subtaskTuning(config).epochs} epochs unless a variant sets epochs` : 'no fine-tuning'}`);
+console.log(`catro-study: ${subtaskName} (${labels.join(', ')}), ${configFile}, full model ${fromDir}, seeds ${seeds.join(',')}, ${fineTune ? `fine-tuned ${study.tuning.epochs} epochs unless a variant sets epochs` : 'no fine-tuning'}`);
 /** The unpruned model restricted to the subtask's classes: the reference of the "≥ unpruned − 0.5" goal, on validation as well as test. */
 const restricted = restrictClasses(full.graph, full.params, classes);
 const unpruned = await scores(restricted.graph, restricted.params);
@@ -168,19 +160,7 @@ for (const [budget, seed] of budgets.flatMap((b) => seeds.map((s) => [b, s] as c
   let widths: ReadonlyMap<string, number> | undefined;
   for (const v of parsed) {
     const t0 = performance.now();
-    const input: SubtaskInput = {
-      graph: full.graph,
-      params: full.params,
-      train: splits.train,
-      val: splits.val,
-      classes,
-      budget,
-      degradations: config.degradations,
-      normalize,
-      augment: subtaskTuning(config).augmentation ?? config.augmentation,
-      tuning: { ...subtaskTuning(config), ...v.overrides },
-      seed,
-    };
+    const input = study.input(seed, { budget, overrides: v.overrides });
     let pruned: PruneResult;
     if (v.selector === 'catro') {
       pruned = await pruneSubtask(input, 'catro');

@@ -22,7 +22,7 @@ import { readParams, writeParams } from '../train/loop.ts';
 import type { ProgressReporter } from '../train/progress.ts';
 import { hashSources, runStage, sha256File, writeFileAtomic, type StageResult } from './cache.ts';
 import type { CompileData } from './compile.ts';
-import { resolveSubtaskClasses, subtaskBudget, describeBudget, type CompileConfig, type SubtaskConfig } from './config.ts';
+import { describeBudget, resolveSubtaskClasses, subtaskBudget, type CompileConfig, type SubtaskBudget, type SubtaskConfig } from './config.ts';
 import { evaluate, onnxClassifier, type EvalSummary } from './evaluate.ts';
 import { DEFAULT_SUBTASK_TUNING, fineTuneSubtask, pruneSubtask, restrictedFull, type SubtaskInput, type SubtaskTuning } from './subtask.ts';
 
@@ -95,6 +95,41 @@ export function subtaskTuning(config: CompileConfig): SubtaskTuning {
   return { ...DEFAULT_SUBTASK_TUNING, ...(config.subtaskTuning ?? {}) };
 }
 
+/**
+ * What the compile prunes and fine-tunes for one subtask of a config: the full model, the
+ * training images (the compile's split, or with `trainImages: 'all'` every one outside
+ * validation), the validation split, the budget and the tuning. The studies in bench/ build
+ * theirs here too, so that they run what the compile runs; they may vary the seed, the budget
+ * and the tuning.
+ */
+export function subtaskInput(o: {
+  config: CompileConfig;
+  /** Every training image of the data set (what `trainImages: 'all'` draws from). */
+  allTrain: LabelledImages;
+  splits: { train: LabelledImages; val?: LabelledImages };
+  full: Pick<FullModel, 'graph' | 'params'>;
+  subtask: SubtaskConfig;
+  classes: number[];
+  tuning: SubtaskTuning;
+  seed?: number;
+  budget?: SubtaskBudget;
+}): SubtaskInput {
+  const { config, splits, tuning } = o;
+  return {
+    graph: o.full.graph,
+    params: o.full.params,
+    train: tuning.trainImages === 'all' ? withoutExamplesOf(o.allTrain, splits.val) : splits.train,
+    val: splits.val,
+    classes: o.classes,
+    budget: o.budget ?? subtaskBudget(o.subtask),
+    degradations: config.degradations,
+    normalize: { mean: config.dataset.mean, std: config.dataset.std },
+    augment: tuning.augmentation ?? config.augmentation,
+    tuning,
+    seed: o.seed ?? config.seed,
+  };
+}
+
 let codeVersion: Promise<string> | undefined;
 async function subtaskCodeVersion(): Promise<string> {
   codeVersion ??= (async () => {
@@ -146,19 +181,7 @@ async function compileSubtask(o: CompileSubtaskOptions): Promise<SubtaskOutcome>
   const { config, data, full } = o;
   const { trainingSplits } = await import('./stages.ts');
   const splits = trainingSplits(config, data.train);
-  const input: SubtaskInput = {
-    graph: full.graph,
-    params: full.params,
-    train: o.tuning.trainImages === 'all' ? withoutExamplesOf(data.train, splits.val) : splits.train,
-    val: splits.val,
-    classes: o.classes,
-    budget: subtaskBudget(o.subtask),
-    degradations: config.degradations,
-    normalize: { mean: config.dataset.mean, std: config.dataset.std },
-    augment: o.tuning.augmentation ?? config.augmentation,
-    tuning: o.tuning,
-    seed: config.seed,
-  };
+  const input = subtaskInput({ config, allTrain: data.train, splits, full, subtask: o.subtask, classes: o.classes, tuning: o.tuning });
   const test = subsetClasses(data.test, o.classes);
   const labels = o.classes.map((c) => data.test.classNames[c]!);
   const evalModel = async (graph: Graph, params: ParamStore): Promise<{ summary: EvalSummary; onnx: Uint8Array }> => {
