@@ -12,7 +12,9 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { widthsForRatios } from '../catro/budget.ts';
 import type { PruneResult } from '../catro/catro.ts';
+import { prunableSpaces } from '../catro/spaces.ts';
 import { gather, subsetClasses } from '../data/split.ts';
 import type { LabelledImages } from '../data/types.ts';
 import { parseGraphJson } from '../graph/arch.ts';
@@ -148,6 +150,19 @@ async function subtaskCodeVersion(): Promise<string> {
 export async function runSubtasks(opts: SubtaskRunOptions): Promise<Map<string, StageResult>> {
   const { config, data, full } = opts;
   const tuning = subtaskTuning(config);
+  // Layer names in keep ratios are checked against the model before any subtask runs, so a
+  // misspelt one fails in a second rather than after the subtasks before it.
+  const spaces = prunableSpaces(full.graph, tuning.pruneMode);
+  for (const subtask of config.subtasks) {
+    const budget = subtaskBudget(subtask);
+    if ('keep' in budget && typeof budget.keep !== 'number') {
+      try {
+        widthsForRatios(spaces, new Map(Object.entries(budget.keep)));
+      } catch (err) {
+        throw new Error(`subtask "${subtask.name}": ${(err as Error).message}`);
+      }
+    }
+  }
   const results = new Map<string, StageResult>();
   for (const [i, subtask] of config.subtasks.entries()) {
     const classes = resolveSubtaskClasses(subtask, i, data.train.classNames);

@@ -71,6 +71,15 @@ describe('subtask stages and manifest merge (--from a published full model)', ()
 
     const again = await runSubtasks(opts);
     expect(again.get('right')!.cached).toBe(true);
+
+    // A layer name in keep ratios that the model does not have fails before any subtask runs.
+    const typo = parseCompileConfig(
+      { ...base, subtasks: [{ name: 'left', classes: [0, 2], flopsFraction: 0.5 }, { name: 'typo', classes: [1, 3], keepRatios: { 's1b0.conv2': 0.5 } }], subtaskTuning: { calibrationPerClass: 4, recalibrationImages: 16, epochs: 1, batchSize: 8 } },
+      'test',
+    );
+    const typoLines: string[] = [];
+    await expect(runSubtasks({ ...opts, config: typo, cacheDir: join(dir, 'cache-typo'), log: (l: string) => typoLines.push(l) })).rejects.toThrow(/subtask "typo": keep ratio given for "s1b0\.conv2", which is not a prunable layer \(prunable: s1b0\.conv1/);
+    expect(typoLines).toEqual([]);
   });
 });
 
