@@ -284,6 +284,8 @@ export const CompileConfig = z
     subtaskTuning: z
       .object({
         calibrationPerClass: z.number().int().min(2),
+        /** CATRO's calibration images: under the training degradations (the default) or clean. */
+        calibration: z.enum(['degraded', 'clean']),
         method: z.enum(['ratio', 'greedy']),
         wEpsilon: z.number().positive(),
         /** CATRO features: each channel flattened over space (the spec's default) or global-average pooled. */

@@ -29,8 +29,10 @@ import { crossEntropy, logitDistillLoss } from './losses.ts';
 
 /** How a subtask is pruned and fine-tuned. Defaults: docs/catro.md §§1, 3, 6. */
 export interface SubtaskTuning {
-  /** Calibration images per class (n ≥ 2), drawn with the training degradations. */
+  /** Calibration images per class (n ≥ 2). */
   calibrationPerClass: number;
+  /** The calibration images as the training degradations leave them (docs/catro.md §1's default), or clean (its option). */
+  calibration: 'degraded' | 'clean';
   /** Stage I: uniform keep ratio tuned to the MACs target, or the global greedy. */
   method: 'ratio' | 'greedy';
   /** Stage II ridge term on S_w (1e-8 as specified; larger values are ridge-regularised LDA, docs/catro.md). */
@@ -58,6 +60,7 @@ export interface SubtaskTuning {
 
 export const DEFAULT_SUBTASK_TUNING: SubtaskTuning = {
   calibrationPerClass: 50,
+  calibration: 'degraded',
   method: 'ratio',
   wEpsilon: 1e-8,
   pooling: 'flatten',
@@ -130,8 +133,9 @@ export async function pruneSubtask(input: SubtaskInput, selector: Selector, widt
   const rng = new Rng(input.seed).fork(0xca7 + ['catro', 'l1', 'random'].indexOf(selector));
   let result: PruneResult;
   if (selector === 'catro') {
+    const { height: h, width: w, channels: c } = input.train;
     const calib = calibrationSet(input.train, input.classes, input.tuning.calibrationPerClass, rng, (images, count) =>
-      degradedInput(images, count, input.train, input.degradations, input.normalize, rng),
+      input.tuning.calibration === 'clean' ? batchToNHWC(images, count, h, w, c, input.normalize) : degradedInput(images, count, input.train, input.degradations, input.normalize, rng),
     );
     result = await catroPrune(input.graph, input.params, calib, tfjsTapRunner, {
       classes: input.classes,

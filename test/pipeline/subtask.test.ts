@@ -65,6 +65,18 @@ describe('subtask compile (CATRO + baselines + fine-tune)', () => {
     await expect(pruneSubtask({ ...input(), budget: { keep: { 'stem.conv': 0.5 } } }, 'catro')).rejects.toThrow(/"stem\.conv", which is not a prunable layer \(prunable: s1b0\.conv1, s2b0\.conv1, s3b0\.conv1\)/);
   });
 
+  it('calibration "clean" measures the scatter on undegraded images; the default uses the training degradations', async () => {
+    const mild = { jpeg: { min: 95, max: 101 }, blur: { min: 0, max: 1 }, awgn: { min: 0, max: 1 }, saltpepper: { min: 0, max: 1 } };
+    const keepOf = async (calibration: 'clean' | 'degraded', degradations: SubtaskInput['degradations']) => {
+      const job = input();
+      const pruned = await pruneSubtask({ ...job, degradations, tuning: { ...job.tuning, calibration } }, 'catro');
+      return JSON.stringify([...pruned.keep]);
+    };
+    // Clean calibration does not see the degradations at all; the default does.
+    expect(await keepOf('clean', mild)).toBe(await keepOf('clean', input().degradations));
+    expect(await keepOf('degraded', mild)).not.toBe(await keepOf('degraded', input().degradations));
+  });
+
   it('baselines reuse CATRO\'s widths, so every selector lands on the same MACs', async () => {
     const job = input();
     const catro = await pruneSubtask(job, 'catro');
