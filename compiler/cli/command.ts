@@ -7,6 +7,8 @@ export interface Command {
   summary: string;
   /** Full text for `facet <name> --help`. */
   help: string;
+  /** For commands with subcommands: the text of `facet <name> <sub> --help`, by subcommand. */
+  subcommandHelp?: Record<string, string>;
   run(argv: string[]): Promise<void>;
 }
 

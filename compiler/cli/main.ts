@@ -2,6 +2,7 @@
  * `facet` — the compiler's command line. Each command lives in ./commands/<name>.ts and
  * is loaded only when used, so `facet --help` starts fast.
  */
+import { pathToFileURL } from 'node:url';
 import type { Command } from './command.ts';
 import { UsageError } from './command.ts';
 
@@ -46,7 +47,8 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
-    console.log(cmd.help);
+    // `facet data fetch --help` is about fetch; `facet data --help` about all of data.
+    console.log(cmd.subcommandHelp?.[rest[0]!] ?? cmd.help);
     return 0;
   }
   try {
@@ -63,4 +65,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code));
+// Run only as the entry point, so tests can import main().
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}

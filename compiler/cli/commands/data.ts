@@ -3,32 +3,39 @@ import { type Command, UsageError, parseFlags } from '../command.ts';
 import { DATASET_SOURCES, FETCHABLE, type FetchableDataset, fetchDataset } from '../../data/fetch.ts';
 import { DATASET_IDS, type DatasetId, loadDatasetWithSource, type Split } from '../../data/registry.ts';
 
-const HELP = `Usage:
-  facet data fetch <fashion-mnist|cifar10|cifar100> [--dir D] [--base-url URL]
-  facet data info <fashion-mnist|mnist|cifar10|cifar100|folder> [--dir D] [--split train|test]
-                  [--size WxH] [--channels 1|3]
+const FETCH_HELP = `Usage: facet data fetch <fashion-mnist|cifar10|cifar100> [--dir D] [--base-url URL]
 
-fetch   Download a data set from its canonical source, verify its pinned checksum
-        (sha256 of Fashion-MNIST's IDX content; md5 of the CIFAR tarballs), unpack it and
-        write the files atomically.
-          --dir D          destination folder (default: $FACET_DATA_DIR/<name>, else
-                           ~/.cache/facet/datasets/<name>)
-          --base-url URL   download from this mirror instead of the canonical hosts
-        Sources: ${FETCHABLE.map((n) => `${n} ${DATASET_SOURCES[n].baseUrls[0]}`).join(', ')}
-        Offline, Fashion-MNIST comes with Debian/Ubuntu: apt-get install dataset-fashion-mnist.
+Download a data set from its canonical source, verify its pinned checksum (sha256 of
+Fashion-MNIST's IDX content; md5 of the CIFAR tarballs), unpack it and write the files
+atomically.
+  --dir D          destination folder (default: $FACET_DATA_DIR/<name>, else
+                   ~/.cache/facet/datasets/<name>)
+  --base-url URL   download from this mirror instead of the canonical hosts
+Sources: ${FETCHABLE.map((n) => `${n} ${DATASET_SOURCES[n].baseUrls[0]}`).join(', ')}
+Offline, Fashion-MNIST comes with Debian/Ubuntu: apt-get install dataset-fashion-mnist.`;
 
-info    Load a data set and print its image counts, shape, classes (with per-class
-        counts) and the folder it was found in.
-          --dir D          look only in D (and D/<name>); for "folder", the root holding
-                           <class>/*.png|jpg (or train/ and test/ with those inside)
-          --split S        only this split (default: both; a folder without test/ has
-                           only train)
-          --size WxH       folder only: resize every image (PIL-style bilinear)
-          --channels C     folder only: 1 (gray) or 3 (RGB); default gray only when
-                           every image is gray
+const INFO_HELP = `Usage: facet data info <fashion-mnist|mnist|cifar10|cifar100|folder> [--dir D]
+                      [--split train|test] [--size WxH] [--channels 1|3]
+
+Load a data set and print its image counts, shape, classes (with per-class counts) and
+the folder it was found in.
+  --dir D          look only in D (and D/<name>); for "folder", the root holding
+                   <class>/*.png|jpg (or train/ and test/ with those inside)
+  --split S        only this split (default: both; a folder without test/ has only train)
+  --size WxH       folder only: resize every image (PIL-style bilinear)
+  --channels C     folder only: 1 (gray) or 3 (RGB); default gray only when every image
+                   is gray
 
 Without --dir, data sets are looked for in $FACET_DATA_DIR/<name>,
 ~/.cache/facet/datasets/<name> and, for Fashion-MNIST, /usr/share/datasets/fashion-mnist.`;
+
+const HELP = `Usage:
+  facet data fetch <data set> [options]   download and verify a data set
+  facet data info <data set> [options]    show what the loaders find on disk
+
+${FETCH_HELP}
+
+${INFO_HELP}`;
 
 function parse(argv: string[], options: Record<string, { type: 'string' }>) {
   return parseFlags({ args: argv, options, allowPositionals: true, strict: true });
@@ -104,6 +111,7 @@ export const command: Command = {
   name: 'data',
   summary: 'Fetch a data set (fashion-mnist, cifar10, cifar100) or show what is on disk',
   help: HELP,
+  subcommandHelp: { fetch: FETCH_HELP, info: INFO_HELP },
   async run(argv) {
     const [sub, ...rest] = argv;
     if (sub === 'fetch') return fetchCommand(rest);
