@@ -10,13 +10,12 @@
  * same bytes (fields and nodes are written in a fixed order).
  */
 import { readFileSync } from 'node:fs';
-import protobuf from 'protobufjs';
 import type { BatchNormLayer, ConvLayer, DenseLayer, Graph, Layer, ParamStore, Shape3 } from '../graph/ir.ts';
 import { layerInputs, paramKey } from '../graph/ir.ts';
 import { type ActShape, checkParams, inferShapes, inputLayer, isMap } from '../graph/shapes.ts';
+import { type Attr, encodeModel, float, floatTensor, int, int64Tensor, ints, type NodeMsg, onnxModelType, type TensorMsg, valueInfo } from './builder.ts';
 
-export const ONNX_IR_VERSION = 8;
-export const ONNX_OPSET = 17;
+export { ONNX_IR_VERSION, ONNX_OPSET, onnxModelType } from './builder.ts';
 export const PRODUCER_NAME = 'facet';
 
 export interface ExportMeta {
@@ -32,20 +31,21 @@ export interface ExportMeta {
   extra?: Record<string, string>;
 }
 
-const FLOAT = 1;
-const INT64 = 7;
-const ATTR_FLOAT = 1;
-const ATTR_INT = 2;
-const ATTR_INTS = 7;
+/**
+ * For the compiler's own inference sessions (teachers, validation, CATRO's taps), not for
+ * shipped models: layer outputs to expose, and the host's NHWC layout on both ends.
+ */
+export interface ExportOptions {
+  /** Layers whose outputs become extra graph outputs named after the layer (a tapped conv keeps its BN unfolded). */
+  taps?: string[];
+  /** `nhwc`: `input` is [N, H, W, C] and taps are NHWC, as the host-side tensors are; default NCHW. */
+  layout?: 'nchw' | 'nhwc';
+}
 
-let modelType: protobuf.Type | undefined;
-/** The ModelProto type of our onnx.proto subset (parsed once), for writing and reading ONNX files. */
-export function onnxModelType(): protobuf.Type {
-  if (!modelType) {
-    const text = readFileSync(new URL('./onnx.proto', import.meta.url), 'utf8');
-    modelType = protobuf.parse(text, { keepCase: true }).root.lookupType('onnx.ModelProto');
-  }
-  return modelType;
+/** The graph output that carries tap `layer` (the logits layer is always `logits`). */
+export function tapOutputName(layer: string, layout: 'nchw' | 'nhwc' = 'nchw', graph?: Graph): string {
+  if (graph && layer === graph.output) return 'logits';
+  return layout === 'nhwc' ? `${layer}.nhwc` : layer;
 }
 
 let packageVersion: string | undefined;
@@ -55,57 +55,6 @@ function facetVersion(): string {
     packageVersion = pkg.version ?? '0.0.0';
   }
   return packageVersion;
-}
-
-interface Attr {
-  name: string;
-  type: number;
-  i?: number;
-  f?: number;
-  ints?: number[];
-}
-interface NodeMsg {
-  input: string[];
-  output: string[];
-  name: string;
-  op_type: string;
-  attribute: Attr[];
-}
-interface TensorMsg {
-  dims: number[];
-  data_type: number;
-  name: string;
-  raw_data: Uint8Array;
-}
-
-const ints = (name: string, v: number[]): Attr => ({ name, type: ATTR_INTS, ints: v });
-const int = (name: string, v: number): Attr => ({ name, type: ATTR_INT, i: v });
-const float = (name: string, v: number): Attr => ({ name, type: ATTR_FLOAT, f: v });
-
-function floatTensor(name: string, dims: number[], data: ArrayLike<number>): TensorMsg {
-  const bytes = new Uint8Array(data.length * 4);
-  const view = new DataView(bytes.buffer);
-  for (let i = 0; i < data.length; i++) view.setFloat32(i * 4, data[i]!, true);
-  return { dims, data_type: FLOAT, name, raw_data: bytes };
-}
-
-function int64Tensor(name: string, data: number[]): TensorMsg {
-  const bytes = new Uint8Array(data.length * 8);
-  const view = new DataView(bytes.buffer);
-  data.forEach((v, i) => view.setBigInt64(i * 8, BigInt(v), true));
-  return { dims: [data.length], data_type: INT64, name, raw_data: bytes };
-}
-
-function valueInfo(name: string, dims: (number | string)[]) {
-  return {
-    name,
-    type: {
-      tensor_type: {
-        elem_type: FLOAT,
-        shape: { dim: dims.map((d) => (typeof d === 'string' ? { dim_param: d } : { dim_value: d })) },
-      },
-    },
-  };
 }
 
 /** HWIO → OIHW, as float64 for folding. */
@@ -150,8 +99,11 @@ function checkMeta(graph: Graph, meta: ExportMeta, classes: number, channels: nu
   }
 }
 
-export function exportOnnx(graph: Graph, params: ParamStore, meta: ExportMeta): Uint8Array {
+export function exportOnnx(graph: Graph, params: ParamStore, meta: ExportMeta, options: ExportOptions = {}): Uint8Array {
   const shapes = inferShapes(graph);
+  const taps = options.taps ?? [];
+  for (const t of taps) if (!shapes.has(t)) throw new Error(`exportOnnx(${graph.arch}): tap "${t}" is not a layer`);
+  const nhwc = options.layout === 'nhwc';
   checkParams(graph, params);
   const input = inputLayer(graph);
   const [inH, inW, inC] = input.shape;
@@ -160,13 +112,14 @@ export function exportOnnx(graph: Graph, params: ParamStore, meta: ExportMeta): 
 
   const consumers = new Map<string, Layer[]>();
   for (const l of graph.layers) for (const n of layerInputs(l)) consumers.set(n, [...(consumers.get(n) ?? []), l]);
-  const tensor = (layer: string): string => (layer === input.name ? 'input' : layer === graph.output ? 'logits' : layer);
+  const tensor = (layer: string): string => (layer === input.name ? (nhwc ? 'input.nchw' : 'input') : layer === graph.output ? 'logits' : layer);
 
   const nodes: NodeMsg[] = [];
   const inits: TensorMsg[] = [];
   const node = (op: string, name: string, inputs: string[], outputs: string[], attribute: Attr[] = []): void => {
     nodes.push({ input: inputs, output: outputs, name, op_type: op, attribute });
   };
+  if (nhwc) node('Transpose', 'input.nchw', ['input'], ['input.nchw'], [ints('perm', [0, 3, 1, 2])]);
   /** BN layers folded into their conv, keyed by BN name. */
   const folded = new Set<string>();
   /** Dense layers reading an NHWC flatten: the (h, w, c) of the map. */
@@ -181,7 +134,7 @@ export function exportOnnx(graph: Graph, params: ParamStore, meta: ExportMeta): 
         break;
       case 'conv': {
         const next = consumers.get(layer.name) ?? [];
-        const bn = next.length === 1 && next[0]!.kind === 'bn' && layer.name !== graph.output ? (next[0] as BatchNormLayer) : undefined;
+        const bn = next.length === 1 && next[0]!.kind === 'bn' && layer.name !== graph.output && !taps.includes(layer.name) ? (next[0] as BatchNormLayer) : undefined;
         emitConv(layer, bn, inShape() as Shape3, inputs[0]!, bn ? tensor(bn.name) : out);
         if (bn) folded.add(bn.name);
         break;
@@ -315,24 +268,31 @@ export function exportOnnx(graph: Graph, params: ParamStore, meta: ExportMeta): 
   metadata.push(['facet.mean', JSON.stringify(meta.mean)], ['facet.std', JSON.stringify(meta.std)]);
   for (const key of Object.keys(meta.extra ?? {}).sort()) metadata.push([key, meta.extra![key]!]);
 
-  const model = {
-    ir_version: ONNX_IR_VERSION,
-    opset_import: [{ domain: '', version: ONNX_OPSET }],
-    producer_name: PRODUCER_NAME,
-    producer_version: meta.producerVersion ?? facetVersion(),
-    graph: {
-      node: nodes,
+  // Taps leave the graph as they are (NCHW maps, [N, F] vectors) or, in the host layout, as NHWC.
+  const tapOutputs = taps
+    .filter((t) => t !== graph.output)
+    .map((t) => {
+      const s = shapes.get(t)!;
+      const name = tensor(t);
+      if (!nhwc) return valueInfo(name, ['N', ...(isMap(s) ? [s[2], s[0], s[1]] : s)]);
+      const out = tapOutputName(t, 'nhwc');
+      if (isMap(s)) node('Transpose', out, [name], [out], [ints('perm', [0, 2, 3, 1])]);
+      else node('Identity', out, [name], [out]);
+      return valueInfo(out, ['N', ...s]);
+    });
+  return encodeModel(
+    {
       name: graph.arch,
-      initializer: inits,
-      input: [valueInfo('input', ['N', inC, inH, inW])],
-      output: [valueInfo('logits', ['N', outShape[0]!])],
+      nodes,
+      initializers: inits,
+      inputs: [valueInfo('input', nhwc ? ['N', inH, inW, inC] : ['N', inC, inH, inW])],
+      outputs: [valueInfo('logits', ['N', outShape[0]!]), ...tapOutputs],
+      producerName: PRODUCER_NAME,
+      producerVersion: meta.producerVersion ?? facetVersion(),
+      metadata,
     },
-    metadata_props: metadata.map(([key, value]) => ({ key, value })),
-  };
-  const type = onnxModelType();
-  const err = type.verify(model);
-  if (err) throw new Error(`exportOnnx(${graph.arch}): internal error building the ONNX message: ${err}`);
-  return type.encode(type.fromObject(model)).finish();
+    `exportOnnx(${graph.arch})`,
+  );
 }
 
 export interface OnnxSummary {
