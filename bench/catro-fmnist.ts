@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { baselinePrune, catroPrune, type PruneResult, sampleCalibration } from '../compiler/catro/catro.ts';
 import { restrictClasses } from '../compiler/catro/prune.ts';
 import { recalibrateBatchNorm } from '../compiler/catro/recalibrate.ts';
-import { tfjsTapRunner } from '../compiler/catro/tfjs-runner.ts';
+import { tfjsTapRunner } from '../compiler/engine/tfjs/engine.ts';
 import { loadDataset } from '../compiler/data/index.ts';
 import { initParams, resnet } from '../compiler/graph/builders.ts';
 import type { Graph, ParamStore } from '../compiler/graph/ir.ts';

@@ -11,8 +11,7 @@
 import { filterL1Norms } from '../compiler/catro/catro.ts';
 import { prunableSpaces } from '../compiler/catro/spaces.ts';
 import { pruneSubtask } from '../compiler/pipeline/subtask.ts';
-import { initBackend } from '../compiler/tf/backend.ts';
-import { optionValue } from './args.ts';
+import { engineFromArgv, optionValue } from './args.ts';
 import { mean } from './stats.ts';
 import { loadSubtaskStudy } from './subtask-study.ts';
 
@@ -22,8 +21,7 @@ const fromDir = arg('from') ?? 'models/fashion-mnist';
 const subtaskName = arg('subtask') ?? 'tops';
 const seeds = (arg('seeds') ?? '0,1,2,3,4').split(',').map(Number);
 
-await initBackend('wasm');
-const { full, tuning, input } = await loadSubtaskStudy(configFile, fromDir, subtaskName);
+const { full, tuning, input } = await loadSubtaskStudy(configFile, fromDir, subtaskName, await engineFromArgv(process.argv));
 const spaces = prunableSpaces(full.graph, tuning.pruneMode);
 const norms = new Map(spaces.map((s) => [s.id, filterL1Norms(full.graph, full.params, s)]));
 

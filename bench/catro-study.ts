@@ -15,6 +15,7 @@
  *   npx tsx bench/catro-study.ts --config configs/fashion-mnist.json --from models/fashion-mnist \
  *     --subtask tops [--seeds 0,1,2] [--variants "catro;catro:pooling=gap;l1;random"] \
  *     [--flops 0.5,0.25,0.1] [--no-finetune] [--no-test] [--out bench/results/catro-study-tops.json]
+ *     [--engine ort|tfjs] [--threads N]
  *
  * A variant is a selector (catro, l1, random) with optional subtaskTuning overrides after a
  * colon (`catro:wEpsilon=1e-8,pooling=gap,calibrationPerClass=200`). The baselines use the
@@ -28,16 +29,14 @@ import type { PruneResult, Selector } from '../compiler/catro/catro.ts';
 import { restrictClasses } from '../compiler/catro/prune.ts';
 import { subsetClasses } from '../compiler/data/split.ts';
 import type { Graph, ParamStore } from '../compiler/graph/ir.ts';
-import { toVariables } from '../compiler/nn/forward.ts';
 import { exportOnnx } from '../compiler/onnx/export.ts';
 import { describeBudget, subtaskBudget, type SubtaskBudget } from '../compiler/pipeline/config.ts';
 import { writeFileAtomic } from '../compiler/pipeline/cache.ts';
 import { evaluate as evaluateOnnx, onnxClassifier, type EvalSummary } from '../compiler/pipeline/evaluate.ts';
 import { fineTuneSubtask, pruneSubtask, selectionSet, type SubtaskTuning } from '../compiler/pipeline/subtask.ts';
-import { initBackend } from '../compiler/tf/backend.ts';
-import { evaluate as evaluateTfjs } from '../compiler/train/loop.ts';
+import { evaluateWith } from '../compiler/train/loop.ts';
 import { DEGRADATION_KINDS } from '../shared/manifest.ts';
-import { optionValue } from './args.ts';
+import { engineFromArgv, optionValue } from './args.ts';
 import { mean, sampleSd } from './stats.ts';
 import { loadSubtaskStudy } from './subtask-study.ts';
 
@@ -73,8 +72,8 @@ function parseVariant(spec: string): Variant {
 const parsed = variants.map(parseVariant);
 if (!parsed.some((v) => v.selector === 'catro') && parsed.some((v) => v.selector !== 'catro')) throw new Error('--variants: the baselines need a catro variant for their widths');
 
-await initBackend('wasm');
-const study = await loadSubtaskStudy(configFile, fromDir, subtaskName);
+const engine = await engineFromArgv(argv);
+const study = await loadSubtaskStudy(configFile, fromDir, subtaskName, engine);
 const { config, subtask, data, classes, labels, full, splits } = study;
 if (!splits.val) throw new Error(`${configFile}: the study needs a validation split (dataset.validation > 0)`);
 const normalize = { mean: config.dataset.mean, std: config.dataset.std };
@@ -91,24 +90,19 @@ interface Scores {
 }
 
 async function scores(graph: Graph, params: ParamStore): Promise<Scores> {
-  const vars = toVariables(params);
-  try {
-    const clean = (await evaluateTfjs(graph, vars, valSub, normalize)).accuracy;
-    const mean5 = (await evaluateTfjs(graph, vars, valSelection, normalize)).accuracy;
-    const out: Scores = { val: { clean, degraded: (5 * mean5 - clean) / 4, mean5 } };
-    if (withTest) {
-      const model = await onnxClassifier(exportOnnx(graph, params, { labels, classes, mean: normalize.mean, std: normalize.std }));
-      try {
-        const { summary } = await evaluateOnnx(model.classify, testSub, { ranges: config.degradations, evaluation: config.evaluation, quick: false, mean: normalize.mean, std: normalize.std });
-        out.test = { ...summary, mean5: ((summary.clean ?? 0) + 4 * (summary.degradedMean ?? 0)) / 5 };
-      } finally {
-        await model.close();
-      }
+  const clean = (await evaluateWith(engine, graph, params, valSub, normalize)).accuracy;
+  const mean5 = (await evaluateWith(engine, graph, params, valSelection, normalize)).accuracy;
+  const out: Scores = { val: { clean, degraded: (5 * mean5 - clean) / 4, mean5 } };
+  if (withTest) {
+    const model = await onnxClassifier(exportOnnx(graph, params, { labels, classes, mean: normalize.mean, std: normalize.std }));
+    try {
+      const { summary } = await evaluateOnnx(model.classify, testSub, { ranges: config.degradations, evaluation: config.evaluation, quick: false, mean: normalize.mean, std: normalize.std });
+      out.test = { ...summary, mean5: ((summary.clean ?? 0) + 4 * (summary.degradedMean ?? 0)) / 5 };
+    } finally {
+      await model.close();
     }
-    return out;
-  } finally {
-    for (const v of vars.values()) v.dispose();
   }
+  return out;
 }
 
 interface Row {

@@ -11,7 +11,7 @@ import { catroPrune } from '../compiler/catro/catro.ts';
 import { ScatterAccumulator, type Scatter } from '../compiler/catro/scatter.ts';
 import { selectLayer } from '../compiler/catro/select.ts';
 import { prunableSpaces } from '../compiler/catro/spaces.ts';
-import { tfjsTapRunner } from '../compiler/catro/tfjs-runner.ts';
+import { tfjsTapRunner } from '../compiler/engine/tfjs/engine.ts';
 import { initParams, resnet } from '../compiler/graph/builders.ts';
 import { countGraph } from '../compiler/graph/count.ts';
 import { type BackendName, initBackend } from '../compiler/tf/backend.ts';

@@ -22,9 +22,9 @@ import { loadCompileConfig, type CompileConfig } from '../compiler/pipeline/conf
 import type { RowSummary } from '../compiler/pipeline/report.ts';
 import { loadCompileData, stageImpls } from '../compiler/pipeline/stages.ts';
 import { createProgress } from '../compiler/train/progress.ts';
-import { initBackend } from '../compiler/tf/backend.ts';
+import type { Engine } from '../compiler/engine/types.ts';
 import { mean, pairedDifference } from './stats.ts';
-import { optionValue } from './args.ts';
+import { engineFromArgv, optionValue } from './args.ts';
 
 const arg = (name: string, fallback: string) => optionValue(process.argv, name) ?? fallback;
 const RESULTS = 'bench/results';
@@ -55,7 +55,7 @@ interface SeedResult {
 
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? '—' : (100 * v).toFixed(1));
 
-async function runSeed(base: CompileConfig, seed: number, variants: string[], cacheDir: string): Promise<SeedResult> {
+async function runSeed(engine: Engine, base: CompileConfig, seed: number, variants: string[], cacheDir: string): Promise<SeedResult> {
   const withSeed = (edit?: (d: CompileConfig['stages']['distill']) => void): CompileConfig => {
     const c = structuredClone(base);
     // The config's own seed stays implicit, so its cached stage 4 (the default compile's) is reused.
@@ -64,7 +64,7 @@ async function runSeed(base: CompileConfig, seed: number, variants: string[], ca
     return c;
   };
   const data = await loadCompileData(base);
-  const impls = stageImpls({ prefetch: 'worker', progress: () => createProgress(process.stderr) });
+  const impls = stageImpls({ engine, prefetch: 'worker', progress: () => createProgress(process.stderr) });
   const log = (line: string) => console.error(`[seed ${seed}] ${line}`);
   const outDir = join(tmpdir(), `facet-fusion-study-${process.pid}-${seed}`);
   const t0 = performance.now();
@@ -112,12 +112,12 @@ const configFile = arg('config', 'configs/fashion-mnist.json');
 const config = await loadCompileConfig(configFile);
 const file = (seed: number) => join(RESULTS, `fusion-study-${config.name}-seed${seed}.json`);
 if (!process.argv.includes('--merge')) {
-  await initBackend(arg('backend', 'wasm') as 'wasm');
+  const engine = await engineFromArgv(process.argv);
   const seeds = arg('seeds', '0,1,2').split(',').map(Number);
   const variants = arg('variants', 'ce1-logit').split(',').filter(Boolean);
   await mkdir(RESULTS, { recursive: true });
   for (const seed of seeds) {
-    const result = await runSeed(config, seed, variants, arg('cache-dir', join('.cache', 'compile')));
+    const result = await runSeed(engine, config, seed, variants, arg('cache-dir', join('.cache', 'compile')));
     await writeFile(file(seed), JSON.stringify({ benchmark: 'fusion-study', config: configFile, finished: new Date().toISOString(), ...result }, null, 1));
     console.log(table([result]));
   }

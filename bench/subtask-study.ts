@@ -6,10 +6,11 @@
 import { join } from 'node:path';
 import { loadCompileConfig, resolveSubtaskClasses, type SubtaskBudget } from '../compiler/pipeline/config.ts';
 import { loadCompileData, trainingSplits } from '../compiler/pipeline/stages.ts';
+import type { Engine } from '../compiler/engine/types.ts';
 import type { SubtaskInput, SubtaskTuning } from '../compiler/pipeline/subtask.ts';
 import { FULL_CKPT, FULL_GRAPH, loadFullModel, subtaskInput, subtaskTuning } from '../compiler/pipeline/subtasks.ts';
 
-export async function loadSubtaskStudy(configFile: string, fromDir: string, subtaskName: string) {
+export async function loadSubtaskStudy(configFile: string, fromDir: string, subtaskName: string, engine: Engine) {
   const config = await loadCompileConfig(configFile);
   const subtask = config.subtasks.find((s) => s.name === subtaskName);
   if (!subtask) throw new Error(`${configFile} has no subtask "${subtaskName}" (${config.subtasks.map((s) => s.name).join(', ')})`);
@@ -29,6 +30,6 @@ export async function loadSubtaskStudy(configFile: string, fromDir: string, subt
     tuning,
     /** The compile's input for this subtask at `seed`, with a study's budget and tuning overrides. */
     input: (seed: number, opts: { budget?: SubtaskBudget; overrides?: Partial<SubtaskTuning> } = {}): SubtaskInput =>
-      subtaskInput({ config, allTrain: data.train, splits, full, subtask, classes, tuning: { ...tuning, ...opts.overrides }, seed, budget: opts.budget }),
+      subtaskInput({ config, allTrain: data.train, splits, full, subtask, classes, tuning: { ...tuning, ...opts.overrides }, seed, budget: opts.budget, engine }),
   };
 }

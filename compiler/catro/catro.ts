@@ -1,8 +1,8 @@
 /**
  * The whole CATRO pipeline (docs/catro.md §4) and its class-agnostic baselines.
  *
- * Framework-free: the model runs through a {@link TapRunner} (compiler/catro/tfjs-runner.ts
- * adapts the tfjs interpreter), and masks are applied by silencing parameters
+ * Framework-free: the model runs through a {@link TapRunner} (any engine's runner,
+ * compiler/engine/index.ts's engineTapRunner), and masks are applied by silencing parameters
  * ({@link maskChannels}), so the runner needs no mask support.
  */
 import type { LabelledImages } from '../data/types.ts';

@@ -23,4 +23,3 @@ export { recalibrateBatchNorm } from './recalibrate.ts';
 export { ScatterAccumulator, sumScatters, type Scatter, type ScatterPooling } from './scatter.ts';
 export { DEFAULT_W_EPSILON, selectLayer, traceRatio, type LayerSelection } from './select.ts';
 export { analyzeChannelSpaces, prunableSpaces, spaceOfLayer, type ChannelSpace, type PruneMode, type SpaceKind } from './spaces.ts';
-export { tfjsTapRunner } from './tfjs-runner.ts';

@@ -155,7 +155,8 @@ export class GraphBuilder {
     const key = data.length <= 16 ? `f:${dims.join('x')}:${Array.from(data).join(',')}` : undefined;
     const known = key && this.constants.get(key);
     if (known) return known;
-    const name = this.initializer(floatTensor(this.fresh(hint), dims, data));
+    const name = this.fresh(hint);
+    this.initializers.push(floatTensor(name, dims, data));
     if (key) this.constants.set(key, name);
     return name;
   }
@@ -168,7 +169,8 @@ export class GraphBuilder {
     const key = `i:${data.join(',')}`;
     const known = this.constants.get(key);
     if (known) return known;
-    const name = this.initializer(int64Tensor(this.fresh(`const.i64.${data.join('_')}`), data));
+    const name = this.fresh(`const.i64.${data.join('_')}`);
+    this.initializers.push(int64Tensor(name, data));
     this.constants.set(key, name);
     return name;
   }

@@ -104,6 +104,20 @@ export async function hashSources(files: string[], root: string): Promise<string
   return hash.digest('hex').slice(0, 20);
 }
 
+/**
+ * {@link hashSources} of the code at `paths` (relative to `root`): files, and the .ts,
+ * .mjs and .proto files directly inside folders. A file listed twice counts once.
+ */
+export async function hashCode(paths: string[], root: string): Promise<string> {
+  const files = new Set<string>();
+  for (const p of paths) {
+    const abs = join(root, p);
+    if ((await stat(abs)).isFile()) files.add(abs);
+    else for (const name of await readdir(abs)) if (/\.(ts|mjs|proto)$/.test(name)) files.add(join(abs, name));
+  }
+  return hashSources([...files], root);
+}
+
 async function fsyncPath(path: string): Promise<void> {
   const handle = await open(path, 'r');
   try {

@@ -4,11 +4,16 @@
  * `copy` (model 0's, as the published code does), `average`, and `recalibrate`
  * (re-estimated on degraded training images without gradients).
  */
-import * as tf from '@tensorflow/tfjs-core';
+import type { Engine } from '../engine/types.ts';
 import type { Graph, HostTensor, ParamStore } from '../graph/ir.ts';
 import { paramKey } from '../graph/ir.ts';
-import { forward } from '../nn/forward.ts';
 import type { BnMode } from './config.ts';
+
+/** A batch of normalized NHWC images. */
+export interface ImageBatch {
+  x: Float32Array;
+  n: number;
+}
 
 const RUNNING_STATS = ['mean', 'variance'] as const;
 
@@ -75,42 +80,28 @@ export function fuseParams(graph: Graph, stores: readonly ParamStore[], bn: Excl
  * so the result is exactly the mean and (biased) variance over every pixel it saw.
  * Returns a new store; trained parameters are untouched.
  */
-export async function recalibrateBn(graph: Graph, params: ParamStore, batches: Iterable<tf.Tensor4D> | AsyncIterable<tf.Tensor4D>): Promise<ParamStore> {
+export async function recalibrateBn(engine: Engine, graph: Graph, params: ParamStore, batches: Iterable<ImageBatch> | AsyncIterable<ImageBatch>): Promise<ParamStore> {
   const layers = bnLayers(graph);
-  const vars = new Map<string, tf.Tensor>();
-  for (const [key, t] of params) vars.set(key, tf.tensor(t.data, t.shape, 'float32'));
   const sums = new Map<string, { mean: Float64Array; second: Float64Array }>();
   let seen = 0;
+  const runner = await engine.statistics(graph, params);
   try {
-    for await (const x of batches) {
-      const n = x.shape[0];
-      const stats = tf.tidy(() => {
-        const { bnBatchStats } = forward(graph, vars, x, { training: true });
-        return layers.map((name) => {
-          const s = bnBatchStats.get(name);
-          if (!s) throw new Error(`recalibrateBn: forward returned no batch statistics for BN layer "${name}"`);
-          return [s.mean, s.variance] as const;
-        });
-      });
-      x.dispose();
-      for (const [i, name] of layers.entries()) {
-        const [meanT, varT] = stats[i]!;
-        // Asynchronous reads: webgpu in Node cannot read GPU buffers synchronously.
-        const mean = await meanT.data();
-        const variance = await varT.data();
-        meanT.dispose();
-        varT.dispose();
+    for await (const { x, n } of batches) {
+      const stats = await runner.run(x, n);
+      for (const name of layers) {
+        const s = stats.get(name);
+        if (!s) throw new Error(`recalibrateBn: the forward pass returned no batch statistics for BN layer "${name}"`);
         let acc = sums.get(name);
-        if (!acc) sums.set(name, (acc = { mean: new Float64Array(mean.length), second: new Float64Array(mean.length) }));
-        for (let c = 0; c < mean.length; c++) {
-          acc.mean[c]! += n * mean[c]!;
-          acc.second[c]! += n * (variance[c]! + mean[c]! * mean[c]!);
+        if (!acc) sums.set(name, (acc = { mean: new Float64Array(s.mean.length), second: new Float64Array(s.mean.length) }));
+        for (let c = 0; c < s.mean.length; c++) {
+          acc.mean[c]! += n * s.mean[c]!;
+          acc.second[c]! += n * (s.variance[c]! + s.mean[c]! * s.mean[c]!);
         }
       }
       seen += n;
     }
   } finally {
-    for (const t of vars.values()) t.dispose();
+    await runner.dispose();
   }
   if (seen === 0) throw new Error('recalibrateBn: no batches to estimate BN statistics from');
   const out: ParamStore = new Map([...params].map(([k, t]) => [k, copyTensor(t)]));

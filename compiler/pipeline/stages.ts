@@ -3,9 +3,7 @@
  * (compiler/train/loop.ts) with FusionDistill's losses, fusion, and evaluation of the
  * exported ONNX model. compile.ts decides when each runs; this file decides what it does.
  */
-import { readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { degradeBatch } from '../../shared/degrade.ts';
 import { DEGRADATION_KINDS, type DegradationKind } from '../../shared/manifest.ts';
 import { batchToNHWC } from '../../shared/preprocess.ts';
@@ -14,20 +12,20 @@ import { gather, splitValidation, take } from '../data/split.ts';
 import type { LabelledImages } from '../data/types.ts';
 import { initParams, resnet } from '../graph/builders.ts';
 import type { Graph, ParamStore } from '../graph/ir.ts';
-import { forward } from '../nn/forward.ts';
+import type { Engine } from '../engine/types.ts';
 import { exportOnnx } from '../onnx/export.ts';
-import { readParams, train, writeParams, type LossFn, type TrainResult } from '../train/loop.ts';
+import { readParams, train, writeParams, type TrainResult } from '../train/loop.ts';
+import type { Objective, TeacherSpec } from '../train/objective.ts';
 import type { OptimizerConfig as TrainerOptimizer } from '../train/optimizers.ts';
 import type { PrefetchMode } from '../train/pipeline.ts';
 import { SILENT, type ProgressReporter, type StepInfo } from '../train/progress.ts';
 import type { ScheduleConfig as TrainerSchedule } from '../train/schedules.ts';
-import { hashSources, writeFileAtomic } from './cache.ts';
+import { hashCode, writeFileAtomic } from './cache.ts';
 import { dataChecksum, EVAL_FILE, ONNX_FILE, type CompileData, type StageEnv, type StageImpls } from './compile.ts';
 import type { CompileConfig, DegradationRanges, EvaluationConfig, LossWeights, OptimizerConfig, ScheduleConfig, TrainingStage } from './config.ts';
 import { evaluate, onnxClassifier } from './evaluate.ts';
-import { fuseParams, recalibrateBn } from './fusion.ts';
+import { fuseParams, type ImageBatch, recalibrateBn } from './fusion.ts';
 import { publishFull } from './publish.ts';
-import { crossEntropy, degradationLoss, fusionDistillLoss, logitDistillLoss } from './losses.ts';
 import { FUSION_FILES, PARAMS_FILE, type ModelRef, type StageKind } from './plan.ts';
 
 const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
@@ -90,7 +88,7 @@ export function degradedCopy(data: LabelledImages, kinds: readonly DegradationKi
  * `count` batches of `size` random training images (no augmentation), batch b degraded by
  * the b-th degradation in turn at uniformly drawn levels, normalized, NHWC.
  */
-export function* recalibrationBatches(data: LabelledImages, count: number, size: number, ranges: DegradationRanges, norm: { mean: number[]; std: number[] }, seed: number): Generator<tf.Tensor4D> {
+export function* recalibrationBatches(data: LabelledImages, count: number, size: number, ranges: DegradationRanges, norm: { mean: number[]; std: number[] }, seed: number): Generator<ImageBatch> {
   const { height: h, width: w, channels: c } = data;
   const per = h * w * c;
   for (let b = 0; b < count; b++) {
@@ -104,7 +102,7 @@ export function* recalibrationBatches(data: LabelledImages, count: number, size:
     }
     const levels = Array.from({ length: n }, () => rng.int(ranges[kind].min, ranges[kind].max));
     const degraded = degradeBatch(batch, n, h, w, c, kind, levels, rng);
-    yield tf.tensor4d(batchToNHWC(degraded, n, h, w, c, norm), [n, h, w, c]);
+    yield { x: batchToNHWC(degraded, n, h, w, c, norm), n };
   }
 }
 
@@ -114,9 +112,9 @@ function loadParams(env: StageEnv, ref: ModelRef): ParamStore {
   return readParams(join(dep.dir, ref.file)).params;
 }
 
-const toTensors = (params: ParamStore): Map<string, tf.Tensor> => new Map([...params].map(([k, t]) => [k, tf.tensor(t.data, t.shape, 'float32')]));
-
 export interface StageRuntime {
+  /** What trains, evaluates on validation data and recalibrates (compiler/engine). */
+  engine: Engine;
   prefetch: PrefetchMode;
   /** Progress display for training stages (default: none). */
   progress?: () => ProgressReporter;
@@ -133,8 +131,8 @@ interface FineTune {
   /** Images per step (stage 4: K sub-batches). */
   batchSize: number;
   kinds?: DegradationKind[];
-  teachers: boolean;
-  loss: LossFn;
+  objective: Objective;
+  teachers?: TeacherSpec;
   val?: LabelledImages;
 }
 
@@ -165,10 +163,10 @@ async function runTraining(env: StageEnv, runtime: StageRuntime, job: FineTune):
     schedule: trainerSchedule(job.stage.schedule, job.stage.optimizer.lr),
     augment: config.augmentation,
     degrade: job.kinds ? { kinds: job.kinds, levels: config.degradations } : undefined,
-    keepClean: job.teachers,
     normalize: { mean: config.dataset.mean, std: config.dataset.std },
-    loss: job.loss,
-    taps: job.graph.feature ? [job.graph.feature] : [],
+    objective: job.objective,
+    teachers: job.teachers,
+    engine: runtime.engine,
     seed: job.stage.seed ?? config.seed,
     outDir: env.workDir,
     resume: true,
@@ -192,31 +190,26 @@ async function runTraining(env: StageEnv, runtime: StageRuntime, job: FineTune):
   };
 }
 
-const ceLoss = (w: LossWeights): LossFn => ({ logits, labels }) => tf.mul(crossEntropy(logits, labels), w.ce) as tf.Scalar;
-
-function featureOf(graph: Graph, taps: Map<string, tf.Tensor>): tf.Tensor {
-  const f = graph.feature && taps.get(graph.feature);
-  if (!f) throw new Error(`graph ${graph.arch} has no distilled feature layer (graph.feature)`);
-  return f;
+/**
+ * A stage's loss weights as an objective: CE, and with teachers the feature and logit
+ * distillation terms, each summed over `groups` sub-batches (one per teacher).
+ */
+export function stageObjective(w: LossWeights, groups: number, withTeachers: boolean): Objective {
+  return {
+    ce: w.ce,
+    feature: withTeachers && w.feature > 0 ? { weight: w.feature, groups } : undefined,
+    distill: withTeachers && w.logit > 0 ? { weight: w.logit, temperature: w.temperature, groups } : undefined,
+  };
 }
 
-/** Disposes the teachers' tensors however the training ends. */
-async function withTeachers<T>(teachers: ParamStore[], fn: (tensors: Map<string, tf.Tensor>[]) => Promise<T>): Promise<T> {
-  const tensors = teachers.map(toTensors);
-  try {
-    return await fn(tensors);
-  } finally {
-    for (const m of tensors) for (const t of m.values()) t.dispose();
-  }
-}
-
-export function stageImpls(runtime: StageRuntime = { prefetch: 'inline' }): StageImpls {
+export function stageImpls(runtime: StageRuntime): StageImpls {
   const run: StageImpls['run'] = {
     async base(env) {
       const graph = buildGraph(env.config, env.data.train);
       const params = initParams(graph, new Rng(env.config.seed).fork(0x1417));
       const { val } = trainingSplits(env.config, env.data.train);
-      return runTraining(env, runtime, { graph, params, stage: env.config.stages.base, batchSize: env.config.stages.base.batchSize, teachers: false, loss: ceLoss(env.config.stages.base.loss), val });
+      const stage = env.config.stages.base;
+      return runTraining(env, runtime, { graph, params, stage, batchSize: stage.batchSize, objective: stageObjective(stage.loss, 1, false), val });
     },
 
     async degrade(env) {
@@ -226,15 +219,9 @@ export function stageImpls(runtime: StageRuntime = { prefetch: 'inline' }): Stag
       const base = loadParams(env, { stage: 'base', file: PARAMS_FILE });
       const { val } = trainingSplits(config, env.data.train);
       const stage = config.stages.degradation;
-      return withTeachers([base], ([teacher]) => {
-        // Student starts as the base; the frozen base (eval mode) sees the clean image.
-        const loss: LossFn = ({ logits, labels, taps, clean, x }) => {
-          const t = forward(graph, teacher!, stage.teacherInput === 'clean' ? clean! : x, { training: false, taps: [graph.feature!] });
-          const l = degradationLoss(stage.loss, logits, labels, featureOf(graph, taps), t.taps.get(graph.feature!)!);
-          return stage.loss.logit > 0 ? tf.add(l, tf.mul(logitDistillLoss(logits, t.logits, stage.loss.temperature), stage.loss.logit)) : l;
-        };
-        return runTraining(env, runtime, { graph, params: base, stage, batchSize: stage.batchSize, kinds: [kind], teachers: true, loss, val: val && degradedCopy(val, [kind], config.degradations, config.seed) });
-      });
+      // Student starts as the base; the frozen base (eval mode) sees the clean image.
+      const teachers: TeacherSpec = { models: [{ graph, params: base }], input: stage.teacherInput };
+      return runTraining(env, runtime, { graph, params: base, stage, batchSize: stage.batchSize, kinds: [kind], objective: stageObjective(stage.loss, 1, true), teachers, val: val && degradedCopy(val, [kind], config.degradations, config.seed) });
     },
 
     async fusion(env) {
@@ -246,7 +233,7 @@ export function stageImpls(runtime: StageRuntime = { prefetch: 'inline' }): Stag
       const splits = trainingSplits(config, env.data.train);
       const norm = { mean: config.dataset.mean, std: config.dataset.std };
       const t0 = performance.now();
-      const recal = await recalibrateBn(graph, copy, recalibrationBatches(splits.train, count, size, config.degradations, norm, config.seed));
+      const recal = await recalibrateBn(runtime.engine, graph, copy, recalibrationBatches(splits.train, count, size, config.degradations, norm, config.seed));
       const recalSeconds = (performance.now() - t0) / 1000;
       const fused = bn === 'copy' ? copy : bn === 'average' ? fuseParams(graph, models, 'average') : recal;
       writeParams(join(env.outDir, FUSION_FILES.soupCopy), graph.arch, copy, 0, null);
@@ -264,20 +251,9 @@ export function stageImpls(runtime: StageRuntime = { prefetch: 'inline' }): Stag
       const { val } = trainingSplits(config, env.data.train);
       const stage = config.stages.distill;
       const kinds = [...DEGRADATION_KINDS];
-      return withTeachers(teachers, (teacherTensors) => {
-        // Sub-batch k holds degradation k; teacher k (eval mode) sees the clean images of sub-batch k.
-        const loss: LossFn = ({ logits, labels, taps, clean, x }) => {
-          const parts = tf.split(stage.teacherInput === 'clean' ? clean! : x, kinds.length, 0) as tf.Tensor4D[];
-          const outs = teacherTensors.map((t, k) => forward(graph, t, parts[k]!, { training: false, taps: [graph.feature!] }));
-          let l = fusionDistillLoss(stage.loss, logits, labels, featureOf(graph, taps), outs.map((o) => o.taps.get(graph.feature!)!));
-          if (stage.loss.logit > 0) {
-            const studentParts = tf.split(logits, kinds.length, 0) as tf.Tensor2D[];
-            outs.forEach((o, k) => (l = tf.add(l, tf.mul(logitDistillLoss(studentParts[k]!, o.logits, stage.loss.temperature), stage.loss.logit))));
-          }
-          return l;
-        };
-        return runTraining(env, runtime, { graph, params: fused, stage, batchSize: stage.batchSize * kinds.length, kinds, teachers: true, loss, val: val && degradedCopy(val, kinds, config.degradations, config.seed) });
-      });
+      // Sub-batch k holds degradation k; teacher k (eval mode) sees the clean images of sub-batch k.
+      const teacherSpec: TeacherSpec = { models: teachers.map((params) => ({ graph, params })), input: stage.teacherInput };
+      return runTraining(env, runtime, { graph, params: fused, stage, batchSize: stage.batchSize * kinds.length, kinds, objective: stageObjective(stage.loss, kinds.length, true), teachers: teacherSpec, val: val && degradedCopy(val, kinds, config.degradations, config.seed) });
     },
 
     vanilla: (env) => baseline(env, { stage: 'base', file: PARAMS_FILE }),
@@ -312,7 +288,7 @@ export function stageImpls(runtime: StageRuntime = { prefetch: 'inline' }): Stag
     const { val } = trainingSplits(config, env.data.train);
     const stage = config.stages.distill;
     const kinds = [...DEGRADATION_KINDS];
-    return runTraining(env, runtime, { graph, params: loadParams(env, from), stage, batchSize: stage.batchSize * kinds.length, kinds, teachers: false, loss: ceLoss(config.stages.baselines.loss), val: val && degradedCopy(val, kinds, config.degradations, config.seed) });
+    return runTraining(env, runtime, { graph, params: loadParams(env, from), stage, batchSize: stage.batchSize * kinds.length, kinds, objective: stageObjective(config.stages.baselines.loss, kinds.length, false), val: val && degradedCopy(val, kinds, config.degradations, config.seed) });
   }
 
   const versions = new Map<StageKind, Promise<string>>();
@@ -320,7 +296,10 @@ export function stageImpls(runtime: StageRuntime = { prefetch: 'inline' }): Stag
     run,
     codeVersion(kind) {
       let v = versions.get(kind);
-      if (!v) versions.set(kind, (v = sourceFiles(CODE_PATHS[kind]).then((files) => hashSources(files, ROOT))));
+      if (!v) {
+        const engine = kind === 'eval' ? '' : `@${runtime.engine.identity}`;
+        versions.set(kind, (v = hashCode(codePaths(kind, runtime.engine), ROOT).then((hash) => `${hash}${engine}`)));
+      }
       return v;
     },
     // publish.ts, outside the code hashed above: how a model is published does not change what was trained.
@@ -328,26 +307,22 @@ export function stageImpls(runtime: StageRuntime = { prefetch: 'inline' }): Stag
   };
 }
 
-/** Source that decides each kind of stage's output; a change to any of it reruns that kind. */
-const TRAIN_CODE = ['compiler/pipeline/stages.ts', 'compiler/pipeline/losses.ts', 'compiler/train', 'compiler/nn', 'compiler/graph', 'compiler/tf', 'compiler/data/split.ts', 'shared/rng.ts', 'shared/degrade.ts', 'shared/degrade', 'shared/preprocess.ts'];
-const CODE_PATHS: Record<StageKind, string[]> = {
-  base: TRAIN_CODE,
-  degrade: TRAIN_CODE,
-  distill: TRAIN_CODE,
-  vanilla: TRAIN_CODE,
-  fusing: TRAIN_CODE,
-  fusion: [...TRAIN_CODE, 'compiler/pipeline/fusion.ts'],
-  eval: ['compiler/pipeline/stages.ts', 'compiler/pipeline/evaluate.ts', 'compiler/onnx', 'compiler/graph', 'compiler/train/checkpoint.ts', 'shared/rng.ts', 'shared/degrade.ts', 'shared/degrade', 'shared/preprocess.ts'],
+/**
+ * Source that decides each kind of stage's output; a change to any of it reruns that kind.
+ * Training stages hash the code of the engine that runs them, and their key names the
+ * engine (Engine.identity): the same config on another engine is another result.
+ */
+const COMMON_TRAIN_CODE = ['compiler/pipeline/stages.ts', 'compiler/train', 'compiler/engine', 'compiler/graph', 'compiler/data/split.ts', 'shared/rng.ts', 'shared/degrade.ts', 'shared/degrade', 'shared/preprocess.ts'];
+export const ENGINE_CODE: Record<Engine['name'], string[]> = {
+  ort: ['compiler/engine/ort', 'compiler/onnx'],
+  tfjs: ['compiler/engine/tfjs', 'compiler/nn', 'compiler/tf'],
 };
+const EVAL_CODE = ['compiler/pipeline/stages.ts', 'compiler/pipeline/evaluate.ts', 'compiler/onnx', 'compiler/graph', 'compiler/train/checkpoint.ts', 'shared/rng.ts', 'shared/degrade.ts', 'shared/degrade', 'shared/preprocess.ts'];
 
-async function sourceFiles(paths: string[]): Promise<string[]> {
-  const files: string[] = [];
-  for (const p of paths) {
-    const abs = join(ROOT, p);
-    if (/\.(ts|mjs|proto)$/.test(p)) files.push(abs);
-    else for (const name of await readdir(abs)) if (/\.(ts|mjs|proto)$/.test(name)) files.push(join(abs, name));
-  }
-  return files;
+function codePaths(kind: StageKind, engine: Engine): string[] {
+  if (kind === 'eval') return EVAL_CODE;
+  const train = [...COMMON_TRAIN_CODE, ...ENGINE_CODE[engine.name]];
+  return kind === 'fusion' ? [...train, 'compiler/pipeline/fusion.ts'] : train;
 }
 
 /** Loads the configured data set's train and test splits with their checksums. */

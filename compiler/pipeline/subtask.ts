@@ -6,7 +6,6 @@
  * The class-agnostic baselines (L1-norm, random channels) go through the same code at the
  * widths CATRO chose, so "same MACs, same fine-tuning" holds by construction.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import { degradeBatch } from '../../shared/degrade.ts';
 import { DEGRADATION_KINDS, type DegradationKind } from '../../shared/manifest.ts';
 import { batchToNHWC } from '../../shared/preprocess.ts';
@@ -16,16 +15,15 @@ import { recalibrateBatchNorm } from '../catro/recalibrate.ts';
 import type { ScatterPooling } from '../catro/scatter.ts';
 import type { PruneMode } from '../catro/spaces.ts';
 import { restrictClasses } from '../catro/prune.ts';
-import { tfjsTapRunner } from '../catro/tfjs-runner.ts';
 import { subsetClasses } from '../data/split.ts';
 import type { LabelledImages } from '../data/types.ts';
 import type { Graph, ParamStore } from '../graph/ir.ts';
-import { forward, type TensorParams } from '../nn/forward.ts';
-import { train, type LossFn, type TrainResult } from '../train/loop.ts';
+import { engineTapRunner } from '../engine/index.ts';
+import type { Engine } from '../engine/types.ts';
+import { train, type TrainResult } from '../train/loop.ts';
 import type { ProgressReporter } from '../train/progress.ts';
 import type { PrefetchMode } from '../train/pipeline.ts';
 import type { DegradationRanges, SubtaskBudget } from './config.ts';
-import { crossEntropy, logitDistillLoss } from './losses.ts';
 
 /** How a subtask is pruned and fine-tuned. Defaults: docs/catro.md §§1, 3, 6. */
 export interface SubtaskTuning {
@@ -92,6 +90,8 @@ export interface SubtaskInput {
   augment?: { flip: boolean; pad: number; cutout: number };
   tuning: SubtaskTuning;
   seed: number;
+  /** What runs CATRO's taps, BN re-estimation and the fine-tuning. */
+  engine: Engine;
 }
 
 /**
@@ -120,7 +120,7 @@ async function recalibrate(input: SubtaskInput, pruned: PruneResult, rng: Rng): 
   const sub = subsetClasses(input.train, input.classes);
   const n = Math.min(input.tuning.recalibrationImages, sub.count);
   const x = degradedInput(sub.images, n, sub, input.degradations, input.normalize, rng);
-  const params = await recalibrateBatchNorm(pruned.graph, pruned.params, x, n, tfjsTapRunner);
+  const params = await recalibrateBatchNorm(pruned.graph, pruned.params, x, n, engineTapRunner(input.engine));
   return { ...pruned, params };
 }
 
@@ -137,7 +137,7 @@ export async function pruneSubtask(input: SubtaskInput, selector: Selector, widt
     const calib = calibrationSet(input.train, input.classes, input.tuning.calibrationPerClass, rng, (images, count) =>
       input.tuning.calibration === 'clean' ? batchToNHWC(images, count, h, w, c, input.normalize) : degradedInput(images, count, input.train, input.degradations, input.normalize, rng),
     );
-    result = await catroPrune(input.graph, input.params, calib, tfjsTapRunner, {
+    result = await catroPrune(input.graph, input.params, calib, engineTapRunner(input.engine), {
       classes: input.classes,
       budget: 'flops' in input.budget
         ? { flops: input.budget.flops, method: input.tuning.method }
@@ -197,40 +197,33 @@ export async function selectionSet(val: LabelledImages, kinds: readonly Degradat
 export async function fineTuneSubtask(input: SubtaskInput, pruned: { graph: Graph; params: ParamStore }, runtime: FineTuneRuntime = {}): Promise<TrainResult> {
   const { tuning } = input;
   const teacher = restrictedFull(input);
-  const teacherTensors: TensorParams = new Map([...teacher.params].map(([k, t]) => [k, tf.tensor(t.data, t.shape, 'float32')]));
   const sub = subsetClasses(input.train, input.classes);
   const val = input.val && subsetClasses(input.val, input.classes);
-  const loss: LossFn = ({ logits, labels, x }) => {
-    const ce = crossEntropy(logits, labels);
-    if (tuning.distillWeight === 0) return ce;
-    const t = forward(teacher.graph, teacherTensors, x, { training: false }).logits;
-    return tf.add(ce, tf.mul(logitDistillLoss(logits, t, tuning.temperature), tuning.distillWeight)) as tf.Scalar;
-  };
   const kinds = [...DEGRADATION_KINDS];
   const batchSize = Math.max(kinds.length, Math.round(tuning.batchSize / kinds.length) * kinds.length);
-  try {
-    return await train({
-      graph: pruned.graph,
-      params: pruned.params,
-      train: sub,
-      val: val && (await selectionSet(val, kinds, input.degradations, input.seed)),
-      epochs: tuning.epochs,
-      batchSize,
-      optimizer: { kind: 'sgd', momentum: tuning.momentum, nesterov: false, weightDecay: tuning.weightDecay },
-      schedule: { kind: 'cosine', lr: tuning.lr, floor: 0 },
-      augment: input.augment,
-      degrade: { kinds, levels: input.degradations },
-      normalize: input.normalize,
-      loss,
-      seed: input.seed,
-      outDir: runtime.outDir,
-      resume: runtime.outDir !== undefined,
-      prefetch: runtime.prefetch ?? 'inline',
-      checkpointEverySteps: runtime.checkpointEverySteps,
-      fingerprintExtra: { teacher: teacher.graph.arch, classes: input.classes, tuning },
-      progress: runtime.progress,
-    });
-  } finally {
-    for (const t of teacherTensors.values()) t.dispose();
-  }
+  const distill = tuning.distillWeight > 0;
+  return train({
+    graph: pruned.graph,
+    params: pruned.params,
+    train: sub,
+    val: val && (await selectionSet(val, kinds, input.degradations, input.seed)),
+    epochs: tuning.epochs,
+    batchSize,
+    optimizer: { kind: 'sgd', momentum: tuning.momentum, nesterov: false, weightDecay: tuning.weightDecay },
+    schedule: { kind: 'cosine', lr: tuning.lr, floor: 0 },
+    augment: input.augment,
+    degrade: { kinds, levels: input.degradations },
+    normalize: input.normalize,
+    // The restricted unpruned model sees the same (degraded) images as the student.
+    objective: { ce: 1, distill: distill ? { weight: tuning.distillWeight, temperature: tuning.temperature, groups: 1 } : undefined },
+    teachers: distill ? { models: [teacher], input: 'degraded' } : undefined,
+    engine: input.engine,
+    seed: input.seed,
+    outDir: runtime.outDir,
+    resume: runtime.outDir !== undefined,
+    prefetch: runtime.prefetch ?? 'inline',
+    checkpointEverySteps: runtime.checkpointEverySteps,
+    fingerprintExtra: { teacher: teacher.graph.arch, classes: input.classes, tuning },
+    progress: runtime.progress,
+  });
 }

@@ -18,11 +18,12 @@ import { prunableSpaces } from '../catro/spaces.ts';
 import { gather, subsetClasses } from '../data/split.ts';
 import type { LabelledImages } from '../data/types.ts';
 import { parseGraphJson } from '../graph/arch.ts';
+import type { Engine } from '../engine/types.ts';
 import type { Graph, ParamStore } from '../graph/ir.ts';
 import { exportOnnx } from '../onnx/export.ts';
 import { readParams, writeParams } from '../train/loop.ts';
 import type { ProgressReporter } from '../train/progress.ts';
-import { hashSources, runStage, sha256File, writeFileAtomic, type StageResult } from './cache.ts';
+import { hashCode, runStage, sha256File, writeFileAtomic, type StageResult } from './cache.ts';
 import type { CompileData } from './compile.ts';
 import { describeBudget, resolveSubtaskClasses, subtaskBudget, type CompileConfig, type SubtaskBudget, type SubtaskConfig } from './config.ts';
 import { evaluate, onnxClassifier, type EvalSummary } from './evaluate.ts';
@@ -30,7 +31,7 @@ import { DEFAULT_SUBTASK_TUNING, fineTuneSubtask, pruneSubtask, restrictedFull, 
 
 const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
 /** Source that decides a subtask stage's output. */
-const SUBTASK_CODE = ['compiler/pipeline/subtask.ts', 'compiler/pipeline/subtasks.ts', 'compiler/pipeline/evaluate.ts', 'compiler/pipeline/losses.ts', 'compiler/catro', 'compiler/train', 'compiler/nn', 'compiler/graph', 'compiler/onnx', 'compiler/tf', 'compiler/data/split.ts', 'shared/rng.ts', 'shared/degrade.ts', 'shared/degrade', 'shared/preprocess.ts'];
+const SUBTASK_CODE = ['compiler/pipeline/subtask.ts', 'compiler/pipeline/subtasks.ts', 'compiler/pipeline/evaluate.ts', 'compiler/catro', 'compiler/train', 'compiler/engine', 'compiler/graph', 'compiler/onnx', 'compiler/data/split.ts', 'shared/rng.ts', 'shared/degrade.ts', 'shared/degrade', 'shared/preprocess.ts'];
 
 /** Files a published full model leaves beside the manifest, for `--from`. */
 export const FULL_CKPT = 'full.ckpt';
@@ -75,6 +76,7 @@ export interface SubtaskRunOptions {
   quick: boolean;
   progress?: () => ProgressReporter;
   log: (line: string) => void;
+  engine: Engine;
 }
 
 /**
@@ -115,6 +117,7 @@ export function subtaskInput(o: {
   tuning: SubtaskTuning;
   seed?: number;
   budget?: SubtaskBudget;
+  engine: Engine;
 }): SubtaskInput {
   const { config, splits, tuning } = o;
   return {
@@ -129,21 +132,20 @@ export function subtaskInput(o: {
     augment: tuning.augmentation ?? config.augmentation,
     tuning,
     seed: o.seed ?? config.seed,
+    engine: o.engine,
   };
 }
 
-let codeVersion: Promise<string> | undefined;
-async function subtaskCodeVersion(): Promise<string> {
-  codeVersion ??= (async () => {
-    const files: string[] = [];
-    for (const p of SUBTASK_CODE) {
-      const abs = join(ROOT, p);
-      if ((await stat(abs)).isFile()) files.push(abs);
-      else for (const name of await readdir(abs)) if (/\.(ts|mjs|proto)$/.test(name)) files.push(join(abs, name));
-    }
-    return hashSources(files, ROOT);
-  })();
-  return codeVersion;
+const codeVersions = new Map<string, Promise<string>>();
+/** The subtask stages' code hash, with the engine's own code, and the engine that runs them. */
+async function subtaskCodeVersion(engine: Engine): Promise<string> {
+  const { ENGINE_CODE } = await import('./stages.ts');
+  let version = codeVersions.get(engine.identity);
+  if (!version) {
+    version = hashCode([...SUBTASK_CODE, ...ENGINE_CODE[engine.name]], ROOT).then((hash) => `${hash}@${engine.identity}`);
+    codeVersions.set(engine.identity, version);
+  }
+  return version;
 }
 
 /** Runs (or takes from the cache) every subtask stage of the config. */
@@ -171,7 +173,7 @@ export async function runSubtasks(opts: SubtaskRunOptions): Promise<Map<string, 
       name: `subtask-${subtask.name}`,
       config: { classes, budget: subtaskBudget(subtask), tuning, seed: config.seed, data: { trainLimit: trainLimit ?? null, validation, mean, std }, augmentation: config.augmentation, degradations: config.degradations, evaluation: { ...config.evaluation, batchSize: undefined, quick: opts.quick ? config.evaluation.quick : null }, baselines: opts.baselines },
       inputs: { full: full.sha256, 'data:train': data.checksums.train, 'data:test': data.checksums.test },
-      code: await subtaskCodeVersion(),
+      code: await subtaskCodeVersion(opts.engine),
     };
     const result = await runStage(opts.cacheDir, key, async ({ outDir, workDir }) => {
       opts.log(`[subtask-${subtask.name}] running`);
@@ -196,7 +198,7 @@ async function compileSubtask(o: CompileSubtaskOptions): Promise<SubtaskOutcome>
   const { config, data, full } = o;
   const { trainingSplits } = await import('./stages.ts');
   const splits = trainingSplits(config, data.train);
-  const input = subtaskInput({ config, allTrain: data.train, splits, full, subtask: o.subtask, classes: o.classes, tuning: o.tuning });
+  const input = subtaskInput({ config, allTrain: data.train, splits, full, subtask: o.subtask, classes: o.classes, tuning: o.tuning, engine: o.engine });
   const test = subsetClasses(data.test, o.classes);
   const labels = o.classes.map((c) => data.test.classNames[c]!);
   const evalModel = async (graph: Graph, params: ParamStore): Promise<{ summary: EvalSummary; onnx: Uint8Array }> => {

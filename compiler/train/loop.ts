@@ -1,5 +1,6 @@
 /**
- * The training loop: any graph, any loss, resumable bit-exactly.
+ * The training loop: any graph, any objective, on any engine (compiler/engine), resumable
+ * bit-exactly on the same engine.
  *
  * Determinism: the trainer's Rng draws one seed per epoch; the epoch's shuffle and every
  * batch's augmentation derive from that seed and the batch index only (batches.ts). A
@@ -9,41 +10,22 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../shared/rng.ts';
 import type { LabelledImages } from '../data/types.ts';
+import type { Engine, Runner, Trainer } from '../engine/types.ts';
 import type { Graph, HostTensor, ParamStore } from '../graph/ir.ts';
 import { checkParams } from '../graph/shapes.ts';
-import { forward, fromVariables, toVariables, updateRunningStats, type BnBatchStats } from '../nn/forward.ts';
 import { type AugmentConfig, NO_AUGMENT, normalizeBatch } from './augment.ts';
-import { type BatchRecipe, type PreparedBatch, epochOrder } from './batches.ts';
+import { type BatchRecipe, epochOrder } from './batches.ts';
 import { type Checkpoint, readCheckpoint, writeCheckpoint } from './checkpoint.ts';
-import { type OptimizerConfig, type OptimizerState, createOptimizer } from './optimizers.ts';
+import type { Objective, TeacherSpec } from './objective.ts';
+import { type OptimizerConfig, type OptimizerState, validateOptimizer } from './optimizers.ts';
 import { BatchPipeline, type PrefetchMode } from './pipeline.ts';
 import { type EpochRecord, type ProgressReporter, SILENT, type StepInfo } from './progress.ts';
 import { type ScheduleConfig, learningRate, validateSchedule } from './schedules.ts';
 
-export interface LossContext {
-  logits: tf.Tensor2D;
-  /** Outputs of the layers named in `TrainOptions.taps`. */
-  taps: Map<string, tf.Tensor>;
-  /** Class indices, int32 [n]. */
-  labels: tf.Tensor1D;
-  numClasses: number;
-  /** The student's (augmented, possibly degraded) input, NHWC. */
-  x: tf.Tensor4D;
-  /** The clean input under the same flip and crop (with `keepClean`). */
-  clean?: tf.Tensor4D;
-  batch: PreparedBatch;
-  epoch: number;
-  globalStep: number;
-}
-
-/** Builds the scalar to minimise. Runs inside the gradient tape; frozen models may run here too. */
-export type LossFn = (ctx: LossContext) => tf.Scalar;
-
-export const crossEntropyLoss: LossFn = ({ logits, labels, numClasses }) =>
-  tf.losses.softmaxCrossEntropy(tf.oneHot(labels, numClasses), logits) as tf.Scalar;
+/** Plain cross-entropy: the objective when none is given. */
+export const CROSS_ENTROPY: Objective = { ce: 1 };
 
 export interface TrainOptions {
   graph: Graph;
@@ -58,11 +40,13 @@ export interface TrainOptions {
   schedule: ScheduleConfig;
   augment?: AugmentConfig;
   degrade?: BatchRecipe['degrade'];
-  keepClean?: boolean;
   normalize: { mean: number[]; std: number[] };
-  loss?: LossFn;
-  /** Layer outputs the loss needs (e.g. the distilled feature). */
-  taps?: string[];
+  /** What to minimise (default: cross-entropy). */
+  objective?: Objective;
+  /** Frozen models the objective distils from; they see the clean image or the student's. */
+  teachers?: TeacherSpec;
+  /** What runs the steps and the validation passes. */
+  engine: Engine;
   seed: number;
   /** Directory for `last.ckpt` (every epoch) and `best.ckpt` (best validation accuracy). */
   outDir?: string;
@@ -73,7 +57,7 @@ export interface TrainOptions {
   /** Where batches are prepared; default: a worker when degrading (CPU-heavy), else inline. */
   prefetch?: PrefetchMode;
   evalBatchSize?: number;
-  /** Anything else that must match for a resume to be valid (e.g. teacher checksums). */
+  /** Anything else that must match for a resume to be valid (e.g. teacher identities). */
   fingerprintExtra?: unknown;
   /**
    * Stops the run gracefully: after the step in progress, the state is checkpointed and
@@ -96,6 +80,8 @@ export interface TrainStats {
   /** Mean milliseconds to prepare one batch, wherever it ran. */
   prepMsPerBatch: number;
   prefetch: PrefetchMode;
+  /** What ran the steps (Engine.description). */
+  engine: string;
 }
 
 export interface TrainResult {
@@ -148,14 +134,13 @@ interface EpochSums {
 const emptySums = (): EpochSums => ({ loss: 0, correct: 0, images: 0, seconds: 0, dataMs: 0 });
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
-  const { graph, epochs, batchSize } = opts;
+  const { graph, epochs, batchSize, engine } = opts;
   checkOptions(opts);
   const stepsPerEpoch = Math.floor(opts.train.count / batchSize);
   const totalSteps = stepsPerEpoch * epochs;
   const clock = { totalSteps, stepsPerEpoch };
-  const loss = opts.loss ?? crossEntropyLoss;
+  const objective = opts.objective ?? CROSS_ENTROPY;
   const progress = opts.progress ?? SILENT;
-  const numClasses = opts.train.classNames.length;
   const fingerprint = trainFingerprint(opts);
   const lastPath = opts.outDir ? join(opts.outDir, 'last.ckpt') : undefined;
   const bestPath = opts.outDir ? join(opts.outDir, 'best.ckpt') : undefined;
@@ -163,8 +148,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   checkParams(graph, opts.params);
   const rng = new Rng(opts.seed).fork(0x7a1);
-  const optimizer = createOptimizer(opts.optimizer);
-  let vars = toVariables(opts.params);
+  const trainer: Trainer = await engine.trainer({ graph, params: opts.params, optimizer: opts.optimizer, objective, teachers: opts.teachers, batchSize });
   let state: TrainStateMeta = {
     format: TRAIN_STATE_FORMAT,
     fingerprint,
@@ -180,50 +164,45 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     best: null,
   };
   let resumedFrom: TrainResult['resumedFrom'] = null;
-  if (opts.resume && lastPath && existsSync(lastPath)) {
-    const ckpt = readCheckpoint<TrainStateMeta>(lastPath);
-    const meta = ckpt.meta;
-    if (meta?.format !== TRAIN_STATE_FORMAT) throw new Error(`${lastPath}: not a training-state checkpoint (format ${JSON.stringify(meta?.format)})`);
-    if (meta.fingerprint !== fingerprint) {
-      throw new Error(`${lastPath}: written by a run with a different configuration (model, data, optimizer, schedule, augmentation or seed); refusing to resume. Use a new --out or delete the checkpoint.`);
-    }
-    const saved = pick(ckpt.tensors, 'param/');
-    checkParams(graph, saved);
-    disposeAll(vars);
-    vars = toVariables(saved);
-    optimizer.setState({ kind: meta.optimizer.kind, step: meta.optimizer.step, slots: pick(ckpt.tensors, 'opt/') });
-    rng.setState(meta.rngState);
-    state = meta;
-    resumedFrom = { epoch: meta.epoch, batch: meta.batch };
-  }
-
-  let bestInMemory: ParamStore | undefined;
-  const trainable = new Map([...vars].filter(([, v]) => v.trainable));
-  const keyOfVar = new Map([...trainable].map(([k, v]) => [v.name, k]));
-  const varList = [...trainable.values()];
-
-  const saveState = async () => {
-    if (!lastPath) return;
-    state.rngState = rng.getState();
-    const opt = await optimizer.getState();
-    state.optimizer = { kind: opt.kind, step: opt.step };
-    const tensors = new Map<string, HostTensor>();
-    for (const [k, t] of await fromVariables(vars)) tensors.set(`param/${k}`, t);
-    for (const [k, t] of opt.slots) tensors.set(`opt/${k}`, t);
-    writeCheckpoint(lastPath, { meta: state, tensors });
-  };
-
-  const recipe: BatchRecipe = {
-    augment: opts.augment ?? NO_AUGMENT,
-    degrade: opts.degrade,
-    keepClean: opts.keepClean,
-    mean: opts.normalize.mean,
-    std: opts.normalize.std,
-  };
-  const mode = opts.prefetch ?? (opts.degrade ? 'worker' : 'inline');
+  let pipeline: BatchPipeline | undefined;
   const totals = { steps: 0, images: 0, seconds: 0, dataMs: 0 };
-  const pipeline = state.epoch < epochs ? await BatchPipeline.create(opts.train, recipe, { mode }) : undefined;
+  const mode = opts.prefetch ?? (opts.degrade ? 'worker' : 'inline');
+  let bestInMemory: ParamStore | undefined;
   try {
+    if (opts.resume && lastPath && existsSync(lastPath)) {
+      const ckpt = readCheckpoint<TrainStateMeta>(lastPath);
+      const meta = ckpt.meta;
+      if (meta?.format !== TRAIN_STATE_FORMAT) throw new Error(`${lastPath}: not a training-state checkpoint (format ${JSON.stringify(meta?.format)})`);
+      if (meta.fingerprint !== fingerprint) {
+        throw new Error(`${lastPath}: written by a run with a different configuration (model, data, optimizer, schedule, augmentation, seed or engine); refusing to resume. Use a new --out or delete the checkpoint.`);
+      }
+      const saved = pick(ckpt.tensors, 'param/');
+      checkParams(graph, saved);
+      await trainer.load(saved, { kind: meta.optimizer.kind, step: meta.optimizer.step, slots: pick(ckpt.tensors, 'opt/') });
+      rng.setState(meta.rngState);
+      state = meta;
+      resumedFrom = { epoch: meta.epoch, batch: meta.batch };
+    }
+
+    const saveState = async () => {
+      if (!lastPath) return;
+      state.rngState = rng.getState();
+      const opt: OptimizerState = await trainer.optimizerState();
+      state.optimizer = { kind: opt.kind, step: opt.step };
+      const tensors = new Map<string, HostTensor>();
+      for (const [k, t] of await trainer.params()) tensors.set(`param/${k}`, t);
+      for (const [k, t] of opt.slots) tensors.set(`opt/${k}`, t);
+      writeCheckpoint(lastPath, { meta: state, tensors });
+    };
+
+    const recipe: BatchRecipe = {
+      augment: opts.augment ?? NO_AUGMENT,
+      degrade: opts.degrade,
+      keepClean: opts.teachers?.input === 'clean',
+      mean: opts.normalize.mean,
+      std: opts.normalize.std,
+    };
+    pipeline = state.epoch < epochs ? await BatchPipeline.create(opts.train, recipe, { mode }) : undefined;
     while (state.epoch < epochs) {
       if (state.epochSeed === null) {
         state.epochSeed = rng.nextU32();
@@ -238,7 +217,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const before = dataMs(pipeline!);
         const batch = await pipeline!.next();
         lr = learningRate(opts.schedule, state.globalStep, clock);
-        const { lossValue, correct } = await trainStep(batch, lr);
+        const { loss: lossValue, correct } = await trainer.step(batch, lr);
         // On the cpu and wasm backends a step never waits on I/O, so without this the event
         // loop would not turn until the run ends: no signal handlers, no timers. Inline
         // prefetch of the next batch runs here, inside the step's measured time.
@@ -281,7 +260,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           throw interrupted(`epoch ${epoch + 1}, step ${state.batch}/${stepsPerEpoch}`);
         }
       }
-      const val = opts.val ? await evaluate(graph, vars, opts.val, opts.normalize, opts.evalBatchSize ?? 256) : null;
+      const val = opts.val ? await evaluateWith(engine, graph, await trainer.params(), opts.val, opts.normalize, opts.evalBatchSize ?? 256) : null;
       const sums = state.epochSums;
       const record: EpochRecord = {
         epoch,
@@ -302,7 +281,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         state.best = { epoch, valAccuracy: score };
         // Without an output folder the best epoch's parameters are kept in memory; a run that
         // returned the last epoch's as "best" would not be selecting on validation at all.
-        bestInMemory = await fromVariables(vars);
+        bestInMemory = await trainer.params();
         if (bestPath) writeParams(bestPath, graph.arch, bestInMemory, epoch, val?.accuracy ?? null);
       }
       state.epoch++;
@@ -312,80 +291,39 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       await saveState();
       if (opts.signal?.aborted && state.epoch < epochs) throw interrupted(`the end of epoch ${epoch + 1}`);
     }
-  } catch (err) {
-    disposeAll(vars);
-    optimizer.dispose();
-    throw err;
+    const params = await trainer.params();
+    let best: TrainResult['best'] = null;
+    if (state.best) {
+      // A resumed run may have found its best epoch before the restart: then only best.ckpt has it.
+      const bestParams = bestInMemory ?? (bestPath && existsSync(bestPath) ? readCheckpoint(bestPath).tensors : params);
+      best = { epoch: state.best.epoch, valAccuracy: state.best.valAccuracy, params: bestParams };
+    }
+    return {
+      params,
+      best,
+      history: state.history,
+      stats: {
+        steps: totals.steps,
+        images: totals.images,
+        seconds: totals.seconds,
+        imagesPerSecond: totals.seconds > 0 ? totals.images / totals.seconds : 0,
+        dataShare: totals.seconds > 0 ? totals.dataMs / 1000 / totals.seconds : 0,
+        prepMsPerBatch: pipeline && pipeline.stats.batches > 0 ? pipeline.stats.prepMs / pipeline.stats.batches : 0,
+        prefetch: mode,
+        engine: engine.description,
+      },
+      resumedFrom,
+    };
   } finally {
     progress.close();
     await pipeline?.close();
+    await trainer.dispose();
   }
-
-  const params = await fromVariables(vars);
-  disposeAll(vars);
-  optimizer.dispose();
-  let best: TrainResult['best'] = null;
-  if (state.best) {
-    // A resumed run may have found its best epoch before the restart: then only best.ckpt has it.
-    const bestParams = bestInMemory ?? (bestPath && existsSync(bestPath) ? readCheckpoint(bestPath).tensors : params);
-    best = { epoch: state.best.epoch, valAccuracy: state.best.valAccuracy, params: bestParams };
-  }
-  return {
-    params,
-    best,
-    history: state.history,
-    stats: {
-      steps: totals.steps,
-      images: totals.images,
-      seconds: totals.seconds,
-      imagesPerSecond: totals.seconds > 0 ? totals.images / totals.seconds : 0,
-      dataShare: totals.seconds > 0 ? totals.dataMs / 1000 / totals.seconds : 0,
-      prepMsPerBatch: pipeline && pipeline.stats.batches > 0 ? pipeline.stats.prepMs / pipeline.stats.batches : 0,
-      prefetch: mode,
-    },
-    resumedFrom,
-  };
 
   function interrupted(where: string): TrainingInterruptedError {
     return new TrainingInterruptedError(
       `training interrupted at ${where}` + (lastPath ? `; state saved to ${lastPath}, resume to continue` : ' (no output directory: nothing saved)'),
     );
-  }
-
-  async function trainStep(batch: PreparedBatch, lr: number): Promise<{ lossValue: number; correct: number }> {
-    const { height, width, channels } = opts.train;
-    const shape: [number, number, number, number] = [batch.n, height, width, channels];
-    const x = tf.tensor4d(batch.x, shape);
-    const clean = batch.clean ? tf.tensor4d(batch.clean, shape) : undefined;
-    const labels = tf.tensor1d(batch.labels, 'int32');
-    let stats = new Map<string, BnBatchStats>();
-    let predicted: tf.Tensor | undefined;
-    try {
-      const { value, grads } = tf.variableGrads(() => {
-        const out = forward(graph, vars, x, { training: true, taps: opts.taps });
-        // The tape disposes everything but the loss; keep what is needed after it.
-        for (const s of out.bnBatchStats.values()) {
-          tf.keep(s.mean);
-          tf.keep(s.variance);
-        }
-        stats = out.bnBatchStats;
-        predicted = tf.keep(tf.argMax(out.logits, 1));
-        return loss({ logits: out.logits, taps: out.taps, labels, numClasses, x, clean, batch, epoch: state.epoch, globalStep: state.globalStep });
-      }, varList);
-      const byKey = new Map<string, tf.Tensor>();
-      for (const [name, g] of Object.entries(grads)) byKey.set(keyOfVar.get(name)!, g);
-      optimizer.apply(trainable, byKey, lr);
-      tf.dispose(Object.values(grads));
-      updateRunningStats(graph, vars, stats);
-      const lossValue = (await value.data())[0]!;
-      value.dispose();
-      const pred = (await predicted!.data()) as Int32Array;
-      let correct = 0;
-      for (let i = 0; i < batch.n; i++) if (pred[i] === batch.labels[i]) correct++;
-      return { lossValue, correct };
-    } finally {
-      tf.dispose([x, labels, ...(clean ? [clean] : []), ...(predicted ? [predicted] : [])]);
-    }
   }
 }
 
@@ -395,33 +333,43 @@ function dataMs(p: BatchPipeline): number {
 
 /** Accuracy and mean cross-entropy of evaluation-mode predictions on a labelled set. */
 export async function evaluate(
+  runner: Runner,
   graph: Graph,
-  vars: Map<string, tf.Tensor>,
   data: LabelledImages,
   normalize: { mean: number[]; std: number[] },
   batchSize = 256,
 ): Promise<{ accuracy: number; loss: number }> {
   const pixels = data.height * data.width * data.channels;
-  const numClasses = data.classNames.length;
   let correct = 0;
   let lossSum = 0;
   for (let start = 0; start < data.count; start += batchSize) {
     const n = Math.min(batchSize, data.count - start);
     const x = normalizeBatch(data.images.subarray(start * pixels, (start + n) * pixels), data.channels, normalize.mean, normalize.std);
-    const labels = Int32Array.from(data.labels.subarray(start, start + n));
-    const [predT, lossT] = tf.tidy(() => {
-      const logits = forward(graph, vars, tf.tensor4d(x, [n, data.height, data.width, data.channels]), { training: false }).logits;
-      const l = tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(labels, 'int32'), numClasses), logits);
-      return [tf.argMax(logits, 1), l] as const;
-    });
-    // Asynchronous reads: webgpu in Node cannot read GPU buffers synchronously.
-    const pred = await predT.data();
-    const lossValue = (await lossT.data())[0]!;
-    tf.dispose([predT, lossT]);
-    for (let i = 0; i < n; i++) if (pred[i] === labels[i]) correct++;
-    lossSum += lossValue * n;
+    const logits = (await runner.run(x, n, [graph.output])).get(graph.output)!;
+    const k = logits.shape[1]!;
+    for (let i = 0; i < n; i++) {
+      const row = logits.data.subarray(i * k, (i + 1) * k);
+      let arg = 0;
+      let max = -Infinity;
+      for (let j = 0; j < k; j++) if (row[j]! > max) [max, arg] = [row[j]!, j];
+      let sum = 0;
+      for (let j = 0; j < k; j++) sum += Math.exp(row[j]! - max);
+      const label = data.labels[start + i]!;
+      lossSum += Math.log(sum) + max - row[label]!;
+      if (arg === label) correct++;
+    }
   }
   return { accuracy: correct / data.count, loss: lossSum / data.count };
+}
+
+/** {@link evaluate} with a runner the engine makes for `params` (released afterwards). */
+export async function evaluateWith(engine: Engine, graph: Graph, params: ParamStore, data: LabelledImages, normalize: { mean: number[]; std: number[] }, batchSize = 256): Promise<{ accuracy: number; loss: number }> {
+  const runner = await engine.runner(graph, params);
+  try {
+    return await evaluate(runner, graph, data, normalize, batchSize);
+  } finally {
+    await runner.dispose();
+  }
 }
 
 /** Writes model parameters alone (what export and later stages read). */
@@ -445,10 +393,6 @@ function pick(tensors: Map<string, HostTensor>, prefix: string): Map<string, Hos
   return out;
 }
 
-function disposeAll(vars: Map<string, tf.Variable>): void {
-  for (const v of vars.values()) v.dispose();
-}
-
 /** Everything that decides the trajectory of a run; a checkpoint is only resumed by an identical one. */
 function trainFingerprint(opts: TrainOptions): string {
   const describe = (d: LabelledImages | undefined) =>
@@ -461,9 +405,10 @@ function trainFingerprint(opts: TrainOptions): string {
     schedule: opts.schedule,
     augment: opts.augment ?? NO_AUGMENT,
     degrade: opts.degrade ?? null,
-    keepClean: opts.keepClean ?? false,
     normalize: opts.normalize,
-    taps: opts.taps ?? [],
+    objective: opts.objective ?? CROSS_ENTROPY,
+    teachers: opts.teachers ? { input: opts.teachers.input, models: opts.teachers.models.map((m) => m.graph.arch) } : null,
+    engine: opts.engine.identity,
     seed: opts.seed,
     train: describe(opts.train),
     val: describe(opts.val) ?? null,
@@ -502,4 +447,5 @@ function checkOptions(opts: TrainOptions): void {
   }
   if (opts.checkpointEverySteps !== undefined && opts.checkpointEverySteps !== 0) positiveInt('checkpointEverySteps', opts.checkpointEverySteps);
   validateSchedule(opts.schedule, 'train.schedule');
+  validateOptimizer(opts.optimizer, 'train.optimizer');
 }

@@ -4,9 +4,10 @@
  * (overlaps only while a step awaits the device, e.g. webgpu). Batches come back in
  * order and are identical in both modes, so the mode never changes the trained weights.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { type BatchRecipe, type Degrader, type ImageSource, type PreparedBatch, loadDegrader, prepareBatch } from './batches.ts';
 import type { PrepRequest, PrepWorkerData } from './prep-worker.ts';
+import { startTsWorker } from './ts-worker.ts';
 
 export type PrefetchMode = 'worker' | 'inline';
 
@@ -136,25 +137,6 @@ export class BatchPipeline {
   }
 }
 
-/**
- * Starts the worker through tsx's API, so the TypeScript sources load the same way under
- * `tsx`, vitest and plain Node (the worker's own module loader knows nothing of .ts).
- */
 async function startWorker(data: PrepWorkerData): Promise<Worker> {
-  const entry = new URL('./prep-worker.ts', import.meta.url).href;
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const code = `import(${JSON.stringify(tsxApi)}).then(({ tsImport }) => tsImport(${JSON.stringify(entry)}, ${JSON.stringify(entry)}));`;
-  const worker = new Worker(code, { eval: true, workerData: data });
-  await new Promise<void>((resolve, reject) => {
-    const onMessage = (msg: { ready?: boolean }) => {
-      if (msg.ready) {
-        worker.off('message', onMessage);
-        worker.off('error', reject);
-        resolve();
-      }
-    };
-    worker.on('message', onMessage);
-    worker.once('error', reject);
-  });
-  return worker;
+  return startTsWorker(new URL('./prep-worker.ts', import.meta.url), data);
 }

@@ -10,7 +10,7 @@ import { catroPrune, measureScatter, type PruneResult } from '../../compiler/cat
 import { prunableSpaces } from '../../compiler/catro/spaces.ts';
 import { referenceTapRunner } from './reference-forward.ts';
 import { maskChannels } from '../../compiler/catro/prune.ts';
-import { tfjsTapRunner } from '../../compiler/catro/tfjs-runner.ts';
+import { tfjsTapRunner } from '../../compiler/engine/tfjs/engine.ts';
 import { initBackend } from '../../compiler/tf/backend.ts';
 import { initParams, resnet } from '../../compiler/graph/builders.ts';
 import type { ParamStore } from '../../compiler/graph/ir.ts';

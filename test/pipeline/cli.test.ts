@@ -41,11 +41,12 @@ describe('facet compile CLI', () => {
     await expect(run([])).rejects.toThrow(/--config FILE is required/);
     await expect(run(['--config', CONFIG, '--bogus'])).rejects.toThrow(/Unknown option '--bogus'/);
     await expect(run(['--config', CONFIG, '--prefetch', 'gpu'])).rejects.toThrow(/--prefetch must be worker or inline/);
-    await expect(run(['--config', CONFIG, '--backend', 'tpu'])).rejects.toThrow(/--backend must be one of/);
+    await expect(run(['--config', CONFIG, '--engine', 'tfjs', '--backend', 'tpu'])).rejects.toThrow(/--backend must be one of/);
+    await expect(run(['--config', CONFIG, '--provider', 'tpu'])).rejects.toThrow(/--provider must be auto, cpu, webgpu, cuda/);
     await expect(run(['--config', CONFIG, '--checkpoint-every', '0'])).rejects.toThrow(/--checkpoint-every must be a positive integer/);
-    await expect(run(['--config', CONFIG, '--seed=1.5', '--backend', 'cpu'])).rejects.toThrow(/--seed must be a non-negative integer/);
+    await expect(run(['--config', CONFIG, '--seed=1.5', '--threads', '1'])).rejects.toThrow(/--seed must be a non-negative integer/);
     // Subtask budgets: a MACs fraction or keep ratios, one of the two, and only with --subtask.
-    const sub = ['--config', CONFIG, '--backend', 'cpu', '--subtask', 'x=0,1'];
+    const sub = ['--config', CONFIG, '--threads', '1', '--subtask', 'x=0,1'];
     await expect(run([...sub, '--flops', '2'])).rejects.toThrow(/--flops must be a fraction in \(0, 1\], got "2"/);
     await expect(run([...sub, '--flops', '0.5', '--keep', '0.5'])).rejects.toThrow(/give --flops or --keep, not both/);
     await expect(run([...sub, '--keep', '0'])).rejects.toThrow(/--keep must be a fraction in \(0, 1\], got "0"/);
@@ -56,7 +57,7 @@ describe('facet compile CLI', () => {
     const dir = await temp.make('facet-cli-');
     const bad = join(dir, 'bad.json');
     await writeFile(bad, JSON.stringify({ ...JSON.parse(await readFile(CONFIG, 'utf8')), seed: -1 }));
-    await expect(run(['--config', bad, '--backend', 'cpu'])).rejects.toThrow(/bad\.json is not a valid compile config:\n {2}seed:/);
+    await expect(run(['--config', bad, '--threads', '1'])).rejects.toThrow(/bad\.json is not a valid compile config:\n {2}seed:/);
   });
 
   it('loads the configured data set with checksums, and rejects subtasks naming unknown classes', async () => {
@@ -70,7 +71,7 @@ describe('facet compile CLI', () => {
     // The shipped config names Fashion-MNIST classes; MNIST's are digits.
     const file = join(dir, 'mnist.json');
     await writeFile(file, JSON.stringify(json));
-    await expect(run(['--config', file, '--backend', 'cpu', '--cache-dir', join(dir, 'cache'), '--out', join(dir, 'out')])).rejects.toThrow(/mnist\.json: subtasks\.0\.classes\.0: no class named "Sandal"/);
+    await expect(run(['--config', file, '--threads', '1', '--cache-dir', join(dir, 'cache'), '--out', join(dir, 'out')])).rejects.toThrow(/mnist\.json: subtasks\.0\.classes\.0: no class named "Sandal"/);
     // Channel count must match the normalization.
     await expect(loadCompileData(parseCompileConfig({ ...json, subtasks: [], dataset: { ...json.dataset, mean: [0.5, 0.5, 0.5], std: [0.2, 0.2, 0.2] } }))).rejects.toThrow(/dataset\.mean has 3 entries but mnist images have 1 channels/);
   });

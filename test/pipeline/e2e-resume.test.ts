@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compile } from '../../compiler/pipeline/compile.ts';
 import { stageImpls } from '../../compiler/pipeline/stages.ts';
-import { initBackend } from '../../compiler/tf/backend.ts';
+import { testEngine } from '../engine/engines.ts';
 import { tinyConfig, tinyData } from './helpers/tiny.ts';
 import { tempDirs } from './helpers/temp.ts';
 
@@ -14,13 +14,13 @@ afterAll(temp.cleanup);
 let firstRoot = '';
 
 beforeAll(async () => {
-  await initBackend('cpu');
+  const engine = await testEngine('ort');
   // An uninterrupted compile (no baselines) to compare the resumed one with.
   firstRoot = await temp.make('facet-uninterrupted-');
-  await compile({ config: tinyConfig(), cacheDir: join(firstRoot, 'cache'), outDir: join(firstRoot, 'out'), baselines: false, quick: true, data: tinyData(), impls: stageImpls() });
+  await compile({ config: tinyConfig(), cacheDir: join(firstRoot, 'cache'), outDir: join(firstRoot, 'out'), baselines: false, quick: true, data: tinyData(), impls: stageImpls({ engine, prefetch: 'inline' }) });
 });
 
-describe('resuming a killed compile (tiny, cpu backend)', () => {
+describe('resuming a killed compile (tiny, ort engine)', () => {
   it('a compile killed with SIGKILL mid-stage resumes and ends with the same weights', async () => {
     expect(firstRoot).not.toBe('');
     const root = await temp.make('facet-kill-');
@@ -42,7 +42,7 @@ describe('resuming a killed compile (tiny, cpu backend)', () => {
     const work = (await readdir(cache)).find((n) => n.startsWith('distill-') && n.endsWith('.work'));
     expect(work).toBeDefined();
 
-    const resumed = await compile({ config: tinyConfig(), cacheDir: cache, outDir: join(root, 'out'), baselines: false, quick: true, data: tinyData(), impls: stageImpls({ prefetch: 'inline', checkpointEverySteps: 1 }) });
+    const resumed = await compile({ config: tinyConfig(), cacheDir: cache, outDir: join(root, 'out'), baselines: false, quick: true, data: tinyData(), impls: stageImpls({ engine: await testEngine('ort'), prefetch: 'inline', checkpointEverySteps: 1 }) });
     expect(resumed.ran).toEqual(['distill', 'eval-fusiondistill']);
     expect((resumed.results.get('distill')!.done.meta as { resumedFrom: { batch: number } }).resumedFrom.batch).toBeGreaterThanOrEqual(3);
     const dir = resumed.results.get('distill')!.dir;

@@ -5,7 +5,8 @@ import { readParams } from '../../compiler/train/loop.ts';
 import { compile } from '../../compiler/pipeline/compile.ts';
 import { stageImpls } from '../../compiler/pipeline/stages.ts';
 import { onnxClassifier } from '../../compiler/pipeline/evaluate.ts';
-import { initBackend } from '../../compiler/tf/backend.ts';
+import type { Engine } from '../../compiler/engine/types.ts';
+import { testEngine } from '../engine/engines.ts';
 import { parseManifest } from '../../shared/manifest.ts';
 import { tinyConfig, tinyData } from './helpers/tiny.ts';
 import { tempDirs } from './helpers/temp.ts';
@@ -13,17 +14,18 @@ import { tempDirs } from './helpers/temp.ts';
 const temp = tempDirs();
 afterAll(temp.cleanup);
 
+let engine: Engine;
 beforeAll(async () => {
-  await initBackend('cpu');
+  engine = await testEngine('ort');
 });
 
 let firstRoot = '';
 
-describe('end-to-end compile (tiny, cpu backend)', () => {
+describe('end-to-end compile (tiny, ort engine)', () => {
   it('trains every stage, evaluates the exported models, writes report and manifest; a rerun is all cached', async () => {
     const root = (firstRoot = await temp.make('facet-e2e-'));
     const lines: string[] = [];
-    const opts = { config: tinyConfig(), cacheDir: join(root, 'cache'), outDir: join(root, 'out'), baselines: true, quick: true, data: tinyData(), impls: stageImpls(), log: (l: string) => lines.push(l) };
+    const opts = { config: tinyConfig(), cacheDir: join(root, 'cache'), outDir: join(root, 'out'), baselines: true, quick: true, data: tinyData(), impls: stageImpls({ engine, prefetch: 'inline' }), log: (l: string) => lines.push(l) };
     const t0 = performance.now();
     const first = await compile(opts);
     const seconds = (performance.now() - t0) / 1000;
@@ -76,7 +78,7 @@ describe('end-to-end compile (tiny, cpu backend)', () => {
     const config = tinyConfig();
     config.stages.distill.loss = { ...config.stages.distill.loss, logit: 1, temperature: 2 };
     config.stages.distill.teacherInput = 'degraded';
-    const variant = await compile({ config, cacheDir: join(root, 'cache'), outDir: join(root, 'out'), baselines: false, quick: true, data: tinyData(), impls: stageImpls() });
+    const variant = await compile({ config, cacheDir: join(root, 'cache'), outDir: join(root, 'out'), baselines: false, quick: true, data: tinyData(), impls: stageImpls({ engine, prefetch: 'inline' }) });
     expect(variant.ran).toEqual(['distill', 'eval-fusiondistill']);
     const ours = readParams(join(variant.results.get('distill')!.dir, 'params.ckpt')).params;
     const published = readParams(join(firstRoot, 'cache', (await readdir(join(firstRoot, 'cache'))).find((n) => /^distill-[0-9a-f]+$/.test(n))!, 'params.ckpt')).params;

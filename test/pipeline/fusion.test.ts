@@ -2,11 +2,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Graph, ParamStore } from '../../compiler/graph/ir.ts';
 import { fuseParams, meanParams, recalibrateBn, runningStatKeys } from '../../compiler/pipeline/fusion.ts';
+import type { Engine, EngineName } from '../../compiler/engine/types.ts';
 import { initBackend } from '../../compiler/tf/backend.ts';
 import { Rng } from '../../shared/rng.ts';
+import { TEST_ENGINES, testEngine } from '../engine/engines.ts';
 
 beforeAll(async () => {
-  await initBackend('cpu');
+  await initBackend('cpu'); // tfjs ops compute the expected statistics
 });
 
 /** input 4×4×2 → bn0 → conv (3×3, 3 filters, stride 1) → bn1 → relu → gap → dense(2). */
@@ -88,17 +90,33 @@ describe('fusion', () => {
     expect(copy.get('bn0/mean')!.data).not.toBe(stores[0]!.get('bn0/mean')!.data);
   });
 
-  it('recalibration reproduces the population statistics of the data it saw', async () => {
+  it('recalibration on tfjs leaks no tensors', async () => {
+    const params = randomParams(21);
+    const before = tf.memory().numTensors;
+    const rng = new Rng(4);
+    const batch = () => ({ x: Float32Array.from({ length: 4 * 4 * 4 * 2 }, () => rng.gaussian()), n: 4 });
+    await recalibrateBn(await testEngine('tfjs'), graph, params, [batch(), batch()]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe.each(TEST_ENGINES)('BN recalibration on %s', (name: EngineName) => {
+  let engine: Engine;
+  beforeAll(async () => {
+    engine = await testEngine(name);
+  });
+
+  it('reproduces the population statistics of the data it saw', async () => {
     const params = fuseParams(graph, [randomParams(11), randomParams(12)], 'copy');
     // Three batches of different sizes with per-channel offsets, so batch means differ.
     const rng = new Rng(3);
     const batches = [5, 3, 8].map((n, b) => {
       const data = new Float32Array(n * 4 * 4 * 2);
       for (let i = 0; i < data.length; i++) data[i] = rng.gaussian() * (1 + (i % 2)) + b + (i % 2 ? -2 : 1);
-      return tf.tensor4d(data, [n, 4, 4, 2]);
+      return { x: data, n };
     });
-    const all = tf.concat(batches.map((b) => b.clone()), 0);
-    const recal = await recalibrateBn(graph, params, batches);
+    const all = tf.concat(batches.map((b) => tf.tensor4d(b.x, [b.n, 4, 4, 2])), 0);
+    const recal = await recalibrateBn(engine, graph, params, batches);
 
     // bn0 sees the input itself: its statistics are the moments of all 16·16 pixels.
     const { mean: m0, variance: v0 } = tf.moments(all, [0, 1, 2]);
@@ -125,14 +143,8 @@ describe('fusion', () => {
     // The statistics changed (they were model 11's) and trained parameters did not.
     expect(recal.get('bn0/mean')!.data).not.toEqual(params.get('bn0/mean')!.data);
     for (const key of ['conv/kernel', 'bn1/gamma', 'fc/kernel']) expect(recal.get(key)!.data).toEqual(params.get(key)!.data);
-    await expect(recalibrateBn(graph, params, [])).rejects.toThrow(/no batches/);
+    await expect(recalibrateBn(engine, graph, params, [])).rejects.toThrow(/no batches/);
   });
 
-  it('recalibration leaks no tensors', async () => {
-    const params = randomParams(21);
-    const before = tf.memory().numTensors;
-    const batches = [tf.randomNormal([4, 4, 4, 2]) as tf.Tensor4D, tf.randomNormal([4, 4, 4, 2]) as tf.Tensor4D];
-    await recalibrateBn(graph, params, batches);
-    expect(tf.memory().numTensors).toBe(before);
-  });
 });
+

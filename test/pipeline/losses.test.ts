@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../compiler/tf/backend.ts';
-import { cosineFeatureLoss, crossEntropy, degradationLoss, fusionDistillLoss, logitDistillLoss, stopGradient } from '../../compiler/pipeline/losses.ts';
+import { cosineFeatureLoss, crossEntropy, degradationLoss, fusionDistillLoss, logitDistillLoss, stopGradient } from '../../compiler/engine/tfjs/losses.ts';
 
 beforeAll(async () => {
   await initBackend('cpu');

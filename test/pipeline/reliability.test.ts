@@ -36,7 +36,7 @@ let dataDir = '';
 let configFile = '';
 let reference = ''; // root of an uninterrupted compile: cache/ and out/
 
-const compileArgs = (root: string, ...extra: string[]) => ['compile', '--config', configFile, '--backend', 'cpu', '--prefetch', 'inline', '--quick', '--cache-dir', join(root, 'cache'), '--out', join(root, 'out'), ...extra];
+const compileArgs = (root: string, ...extra: string[]) => ['compile', '--config', configFile, '--threads', '1', '--prefetch', 'inline', '--quick', '--cache-dir', join(root, 'cache'), '--out', join(root, 'out'), ...extra];
 
 /** The CLI's error path: a one-line-per-problem message, never a stack trace. */
 function expectCleanFailure(run: CliRun, code: number, message: RegExp): void {
@@ -112,7 +112,7 @@ function killAt(root: string, point: KillPoint): Promise<CliRun> {
   return run.finally(() => clearInterval(timer));
 }
 
-describe('facet compile killed with SIGKILL (tiny fixture, cpu backend)', () => {
+describe('facet compile killed with SIGKILL (tiny fixture, ort engine)', () => {
   it('resumes after a kill at each of five points and ends with the artifacts of an uninterrupted compile', async () => {
     expect(reference).not.toBe('');
     const root = await temp.make('facet-rel-kill-');
@@ -159,7 +159,7 @@ describe('facet compile with an unwritable or full output directory', () => {
     const root = await temp.make('facet-rel-out-');
     await writeFile(join(root, 'models'), 'a file where a directory should be');
     // A path through a regular file is unwritable for root too (chmod would not stop root).
-    const run = await runFacet(['compile', '--config', configFile, '--backend', 'cpu', '--prefetch', 'inline', '--quick', '--cache-dir', join(root, 'cache'), '--out', join(root, 'models', 'tiny')]);
+    const run = await runFacet(['compile', '--config', configFile, '--threads', '1', '--prefetch', 'inline', '--quick', '--cache-dir', join(root, 'cache'), '--out', join(root, 'models', 'tiny')]);
     expectCleanFailure(run, 1, new RegExp(`facet compile: output directory ${join(root, 'models', 'tiny')} is not writable: ENOTDIR`));
     expect(await exists(join(root, 'cache')), 'no stage ran').toBe(false);
   });
@@ -172,7 +172,7 @@ describe('facet compile with an unwritable or full output directory', () => {
     // A new stage-4 seed gives a different full model to publish; it is trained (seconds)
     // into the cache first, so the limited run below only publishes.
     const seeded = await writeTinyConfig(join(root, 'seeded.json'), dataDir, (json) => (json.stages.distill.seed = 1));
-    const args = (outDir: string) => ['compile', '--config', seeded, '--backend', 'cpu', '--prefetch', 'inline', '--quick', '--cache-dir', join(root, 'cache'), '--out', outDir];
+    const args = (outDir: string) => ['compile', '--config', seeded, '--threads', '1', '--prefetch', 'inline', '--quick', '--cache-dir', join(root, 'cache'), '--out', outDir];
     const trained = await runFacet(args(join(root, 'scratch')));
     expect(trained.code, trained.stderr).toBe(0);
     const out = join(root, 'out');
@@ -205,7 +205,7 @@ describe('facet compile errors for bad configs and data sets', () => {
   const compileWith = async (edit: (json: Record<string, any>) => void, dir = dataDir) => {
     const root = await temp.make('facet-rel-cfg-');
     const file = await writeTinyConfig(join(root, 'bad.json'), dir, edit);
-    return { file, run: await runFacet(['compile', '--config', file, '--backend', 'cpu', '--prefetch', 'inline', '--cache-dir', join(root, 'cache'), '--out', join(root, 'out')]), root };
+    return { file, run: await runFacet(['compile', '--config', file, '--threads', '1', '--prefetch', 'inline', '--cache-dir', join(root, 'cache'), '--out', join(root, 'out')]), root };
   };
 
   it('an unknown key names the key and the file; exit 2', async () => {

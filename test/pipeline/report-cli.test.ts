@@ -75,7 +75,7 @@ describe('facet compile --subtask: report', () => {
     await writeFile(join(dir, 'report.json'), JSON.stringify(report));
     await writeFile(join(dir, 'report.html'), renderReportHtml({ ...report, subtasks: [] }));
 
-    await command.run(['--config', configFile, '--from', dir, '--cache-dir', join(dir, 'cache'), '--backend', 'cpu', '--quick', '--subtask', 'right=1,3', '--keep', '0.5']);
+    await command.run(['--config', configFile, '--from', dir, '--cache-dir', join(dir, 'cache'), '--threads', '1', '--quick', '--subtask', 'right=1,3', '--keep', '0.5']);
 
     const written = JSON.parse(await readFile(join(dir, 'report.json'), 'utf8')) as Report;
     expect(written.subtasks!.map((o) => o.name)).toEqual(['earlier', 'right']);

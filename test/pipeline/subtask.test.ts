@@ -5,12 +5,16 @@ import { predict } from '../../compiler/nn/forward.ts';
 import { exportOnnx } from '../../compiler/onnx/export.ts';
 import { onnxClassifier } from '../../compiler/pipeline/evaluate.ts';
 import { DEFAULT_SUBTASK_TUNING, fineTuneSubtask, pruneSubtask, selectionSet, type SubtaskInput } from '../../compiler/pipeline/subtask.ts';
+import type { Engine } from '../../compiler/engine/types.ts';
 import { initBackend } from '../../compiler/tf/backend.ts';
+import { testEngine } from '../engine/engines.ts';
 import { Rng } from '../../shared/rng.ts';
 import { tinyData } from './helpers/tiny.ts';
 
+let engine: Engine;
 beforeAll(async () => {
-  await initBackend('cpu');
+  engine = await testEngine('ort');
+  await initBackend('cpu'); // the tfjs interpreter, to compare the exported model with
 });
 
 function input(): SubtaskInput {
@@ -27,6 +31,7 @@ function input(): SubtaskInput {
     normalize: { mean: [0.3], std: [0.3] },
     tuning: { ...DEFAULT_SUBTASK_TUNING, calibrationPerClass: 6, recalibrationImages: 24, epochs: 1, batchSize: 8 },
     seed: 7,
+    engine,
   };
 }
 

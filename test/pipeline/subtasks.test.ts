@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { initParams, resnet } from '../../compiler/graph/builders.ts';
 import { exportOnnx } from '../../compiler/onnx/export.ts';
 import { sha256File } from '../../compiler/pipeline/cache.ts';
@@ -10,14 +10,10 @@ import { publishSubtasks } from '../../compiler/pipeline/publish.ts';
 import { FULL_CKPT, FULL_GRAPH, loadFullModel, publishFullCheckpoint, readOutcome, runSubtasks, withoutExamplesOf } from '../../compiler/pipeline/subtasks.ts';
 import { gather } from '../../compiler/data/split.ts';
 import { writeParams } from '../../compiler/train/loop.ts';
-import { initBackend } from '../../compiler/tf/backend.ts';
+import { testEngine } from '../engine/engines.ts';
 import { MANIFEST_SCHEMA_ID, parseManifest } from '../../shared/manifest.ts';
 import { Rng } from '../../shared/rng.ts';
 import { tinyConfig, tinyData } from './helpers/tiny.ts';
-
-beforeAll(async () => {
-  await initBackend('cpu');
-});
 
 describe('subtask stages and manifest merge (--from a published full model)', () => {
   it('compiles a subtask from a published full model, merges it into the manifest, and a rerun is cached', async () => {
@@ -50,7 +46,7 @@ describe('subtask stages and manifest merge (--from a published full model)', ()
     );
     const full = await loadFullModel(join(dir, FULL_GRAPH), join(dir, FULL_CKPT));
     const lines: string[] = [];
-    const opts = { config, data, full, cacheDir: join(dir, 'cache'), baselines: false, quick: true, log: (l: string) => lines.push(l) };
+    const opts = { config, data, full, cacheDir: join(dir, 'cache'), baselines: false, quick: true, log: (l: string) => lines.push(l), engine: await testEngine('ort') };
     const results = await runSubtasks(opts);
     const outcome = await readOutcome(results.get('right')!);
     expect(outcome.classes).toEqual([1, 3]);

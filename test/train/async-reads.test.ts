@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recalibrateBn } from '../../compiler/pipeline/fusion.ts';
-import { initBackend } from '../../compiler/tf/backend.ts';
+import type { Engine } from '../../compiler/engine/types.ts';
 import { train } from '../../compiler/train/loop.ts';
+import { testEngine } from '../engine/engines.ts';
 import { tinyData, tinyGraph, tinyParams } from './helpers.ts';
 
 const SYNC_READS = ['dataSync', 'arraySync', 'bufferSync'] as const;
@@ -33,12 +34,13 @@ async function withoutSyncReads<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+let engine: Engine;
 beforeAll(async () => {
-  await initBackend('cpu');
+  engine = await testEngine('tfjs');
 });
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-describe('training without synchronous reads', () => {
+describe('training on tfjs without synchronous reads', () => {
   it('the trap works: a synchronous read inside it throws', async () => {
     await expect(withoutSyncReads(async () => tf.scalar(1).dataSync())).rejects.toThrow(/synchronous dataSync/);
     expect(tf.scalar(2).dataSync()[0]).toBe(2);
@@ -57,6 +59,7 @@ describe('training without synchronous reads', () => {
         optimizer: { kind: 'radam' },
         schedule: { kind: 'constant', lr: 0.01 },
         normalize: { mean: [0.4], std: [0.3] },
+        engine,
         seed: 0,
         outDir: join(root, 'run'),
         checkpointEverySteps: 1,
@@ -72,8 +75,8 @@ describe('training without synchronous reads', () => {
     const graph = tinyGraph();
     const params = tinyParams(graph);
     const data = tinyData(16, 3);
-    const x = () => tf.tensor4d(Float32Array.from(data.images, (v) => v / 255), [data.count, data.height, data.width, data.channels]);
-    const out = await withoutSyncReads(() => recalibrateBn(graph, params, [x(), x()]));
+    const x = () => ({ x: Float32Array.from(data.images, (v) => v / 255), n: data.count });
+    const out = await withoutSyncReads(() => recalibrateBn(engine, graph, params, [x(), x()]));
     expect(out.size).toBe(params.size);
   });
 });

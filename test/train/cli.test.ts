@@ -14,7 +14,7 @@ describe('facet train', () => {
   it.skipIf(!existsSync(DEBIAN_FASHION_MNIST_DIR))('trains a tiny ResNet on a Fashion-MNIST sample and writes the run directory', async () => {
     const out = join(root, 'run');
     const args = ['--dataset', 'fashion-mnist', '--arch', 'resnet8', '--width', '0.25', '--epochs', '1', '--batch', '10', '--limit', '50', '--val', '0.2'];
-    await command.run([...args, '--out', out, '--backend', 'cpu', '--seed', '3', '--prefetch', 'inline']);
+    await command.run([...args, '--out', out, '--threads', '1', '--seed', '3', '--prefetch', 'inline']);
     const summary = JSON.parse(readFileSync(join(out, 'train.json'), 'utf8'));
     expect(summary.trainImages).toBe(40);
     expect(summary.valImages).toBe(10);
@@ -38,7 +38,7 @@ describe('facet train', () => {
       [[...base, '--schedule', 'step'], /--schedule step needs --milestones/],
       [[...base, '--degrade', 'jpeg,fog'], /unknown degradation "fog"/],
       [[...base, '--degrade', 'jpeg,blur,awgn', '--batch', '128'], /cannot be split evenly among 3/],
-      [[...base, '--backend', 'tpu'], /--backend must be one of/],
+      [[...base, '--engine', 'tfjs', '--backend', 'tpu'], /--backend must be one of/], [[...base, '--engine', 'onnx'], /--engine must be ort or tfjs/], [[...base, '--threads', '0'], /--threads must be a positive integer/], [[...base, '--backend', 'wasm'], /--backend chooses the tfjs backend/],
       [[...base, '--dataset', 'imagenet'], /--dataset must be one of/],
       [[...base, '--frobnicate'], /Unknown option '--frobnicate'/],
     ];

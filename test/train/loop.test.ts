@@ -4,18 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Engine, EngineName } from '../../compiler/engine/types.ts';
 import type { ParamStore } from '../../compiler/graph/ir.ts';
-import { forward, toVariables } from '../../compiler/nn/forward.ts';
-import { initBackend } from '../../compiler/tf/backend.ts';
 import { readCheckpoint } from '../../compiler/train/checkpoint.ts';
-import { TrainingInterruptedError, crossEntropyLoss, evaluate, readParams, train } from '../../compiler/train/loop.ts';
+import { TrainingInterruptedError, evaluateWith, readParams, train } from '../../compiler/train/loop.ts';
+import { TEST_ENGINES, testEngine } from '../engine/engines.ts';
 import { resumeTestOptions } from './resume-config.ts';
 import { tinyData, tinyGraph, tinyParams } from './helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'facet-train-'));
-beforeAll(async () => {
-  await initBackend('cpu');
-});
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 function expectSameParams(a: ParamStore, b: ParamStore): void {
@@ -28,15 +25,20 @@ function expectSameParams(a: ParamStore, b: ParamStore): void {
   }
 }
 
-let reference: Awaited<ReturnType<typeof train>>;
-beforeAll(async () => {
-  reference = await train({ ...resumeTestOptions(), outDir: join(root, 'reference'), prefetch: 'inline' });
-});
+describe.each(TEST_ENGINES)('train() on %s', (engineName: EngineName) => {
+  let engine: Engine;
+  let reference: Awaited<ReturnType<typeof train>>;
+  const dir = (name: string) => join(root, engineName, name);
+  const options = () => resumeTestOptions(engine);
+  beforeAll(async () => {
+    engine = await testEngine(engineName);
+    reference = await train({ ...options(), outDir: dir('reference'), prefetch: 'inline' });
+  });
 
-describe('train()', () => {
   it('learns the toy task and records each epoch', async () => {
     const graph = tinyGraph();
-    const tensorsBefore = tf.memory().numTensors;
+    const tensors = () => (engineName === 'tfjs' ? tf.memory().numTensors : 0);
+    const tensorsBefore = tensors();
     const r = await train({
       graph,
       params: tinyParams(graph),
@@ -47,13 +49,15 @@ describe('train()', () => {
       optimizer: { kind: 'sgd', momentum: 0.9 },
       schedule: { kind: 'constant', lr: 0.05 },
       normalize: { mean: [0.4], std: [0.3] },
+      engine,
       seed: 0,
     });
     expect(r.history.map((h) => h.epoch)).toEqual([0, 1, 2, 3]);
+    expect(r.stats.engine).toBe(engine.description);
     expect(r.history[3]!.trainLoss).toBeLessThan(r.history[0]!.trainLoss);
     expect(r.history[3]!.valAccuracy!).toBeGreaterThan(0.7); // chance is 1/3
     expect(r.stats.steps).toBe(4 * 6);
-    expect(tf.memory().numTensors).toBe(tensorsBefore); // no tensor leaks per step
+    expect(tensors()).toBe(tensorsBefore); // no tensor leaks per step
     expect(r.stats.dataShare).toBeGreaterThanOrEqual(0);
     expect(r.stats.dataShare).toBeLessThan(1);
   });
@@ -63,12 +67,10 @@ describe('train()', () => {
     const graph = tinyGraph();
     const normalize = { mean: [0.4], std: [0.3] };
     const val = tinyData(30, 2, 'val');
-    const r = await train({ graph, params: tinyParams(graph), train: tinyData(96, 1), val, epochs: 5, batchSize: 16, optimizer: { kind: 'sgd', momentum: 0.9 }, schedule: { kind: 'constant', lr: 1 }, normalize, seed: 2 });
+    const r = await train({ graph, params: tinyParams(graph), train: tinyData(96, 1), val, epochs: 5, batchSize: 16, optimizer: { kind: 'sgd', momentum: 0.9 }, schedule: { kind: 'constant', lr: 1 }, normalize, engine, seed: 2 });
     expect(r.best!.epoch).toBeLessThan(4);
     expect([...r.best!.params.values()].some((t, i) => !t.data.every((v, j) => v === [...r.params.values()][i]!.data[j]))).toBe(true);
-    const vars = toVariables(r.best!.params);
-    expect((await evaluate(graph, vars, val, normalize)).accuracy).toBe(r.best!.valAccuracy);
-    for (const v of vars.values()) v.dispose();
+    expect((await evaluateWith(engine, graph, r.best!.params, val, normalize)).accuracy).toBe(r.best!.valAccuracy);
   });
 
   it('selects the best checkpoint on validation accuracy', async () => {
@@ -77,21 +79,20 @@ describe('train()', () => {
     expect(best.epoch).toBe(accs.indexOf(Math.max(...accs)));
     expect(best.valAccuracy).toBe(Math.max(...accs));
     // best.ckpt holds the parameters that scored that accuracy.
-    const { params, meta } = readParams(join(root, 'reference', 'best.ckpt'));
+    const { params, meta } = readParams(join(dir('reference'), 'best.ckpt'));
     expect(meta.epoch).toBe(best.epoch);
-    const opts = resumeTestOptions();
-    const vars = toVariables(params);
-    expect((await evaluate(opts.graph, vars, opts.val!, opts.normalize)).accuracy).toBe(best.valAccuracy);
-    for (const v of vars.values()) v.dispose();
+    const opts = options();
+    expect((await evaluateWith(engine, opts.graph, params, opts.val!, opts.normalize)).accuracy).toBe(best.valAccuracy);
   });
 
   it('resumes after an exception mid-epoch to bit-identical weights (inline run, resumed with worker prefetch)', async () => {
-    const out = join(root, 'thrown');
+    const out = dir('thrown');
     const stopAt = 13; // epoch 2, after the checkpoint at step 12 and one more step
-    const tensorsBefore = tf.memory().numTensors;
+    const tensors = () => (engineName === 'tfjs' ? tf.memory().numTensors : 0);
+    const tensorsBefore = tensors();
     await expect(
       train({
-        ...resumeTestOptions(),
+        ...options(),
         outDir: out,
         prefetch: 'inline',
         onStep: (info) => {
@@ -99,10 +100,10 @@ describe('train()', () => {
         },
       }),
     ).rejects.toThrow('simulated crash');
-    expect(tf.memory().numTensors).toBe(tensorsBefore); // a failed run frees its variables
+    expect(tensors()).toBe(tensorsBefore); // a failed run frees its variables
     const saved = readCheckpoint<{ epoch: number; batch: number; globalStep: number }>(join(out, 'last.ckpt')).meta;
     expect(saved.globalStep).toBe(12);
-    const resumed = await train({ ...resumeTestOptions(), outDir: out, resume: true, prefetch: 'worker' });
+    const resumed = await train({ ...options(), outDir: out, resume: true, prefetch: 'worker' });
     expect(resumed.resumedFrom).toEqual({ epoch: saved.epoch, batch: saved.batch });
     expect(resumed.stats.steps).toBe(18 - 12);
     expectSameParams(resumed.params, reference.params);
@@ -111,10 +112,10 @@ describe('train()', () => {
   });
 
   it('resumes after kill -9 of a tsx child process to bit-identical weights', async () => {
-    const out = join(root, 'killed');
+    const out = dir('killed');
     const script = join(import.meta.dirname, 'fixtures', 'resume-run.ts');
     const killed = await new Promise<{ signal: NodeJS.Signals | null; lastStep: number }>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', script, out, '40', '14'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', script, engineName, out, '40', '14'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let lastStep = 0;
       let buffered = '';
       child.stdout.on('data', (chunk: Buffer) => {
@@ -133,7 +134,7 @@ describe('train()', () => {
     expect(saved.globalStep).toBeLessThanOrEqual(14);
 
     const finished = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', script, out], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', script, engineName, out], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -146,11 +147,11 @@ describe('train()', () => {
   });
 
   it('an aborted run checkpoints the step it stopped at and resumes from exactly there', async () => {
-    const out = join(root, 'aborted');
+    const out = dir('aborted');
     const controller = new AbortController();
     await expect(
       train({
-        ...resumeTestOptions(),
+        ...options(),
         outDir: out,
         onStep: (info) => {
           if (info.globalStep === 5) controller.abort();
@@ -163,7 +164,7 @@ describe('train()', () => {
     const atEpochEnd = new AbortController();
     await expect(
       train({
-        ...resumeTestOptions(),
+        ...options(),
         outDir: out,
         resume: true,
         onStep: (info) => {
@@ -173,70 +174,66 @@ describe('train()', () => {
       }),
     ).rejects.toThrow(/interrupted at the end of epoch 2/);
     expect(readCheckpoint<{ globalStep: number; history: unknown[] }>(join(out, 'last.ckpt')).meta.history).toHaveLength(2);
-    const resumed = await train({ ...resumeTestOptions(), outDir: out, resume: true });
+    const resumed = await train({ ...options(), outDir: out, resume: true });
     expect(resumed.stats.steps).toBe(18 - 12);
     expectSameParams(resumed.params, reference.params);
   });
 
   it('refuses to resume a checkpoint from a different configuration', async () => {
-    await expect(train({ ...resumeTestOptions(), seed: 8, outDir: join(root, 'reference'), resume: true })).rejects.toThrow(
+    await expect(train({ ...options(), seed: 8, outDir: dir('reference'), resume: true })).rejects.toThrow(
       /last\.ckpt: written by a run with a different configuration/,
     );
+    // Another engine's checkpoint is not resumed either: it would not end with the same weights.
+    const other = await testEngine(engineName === 'ort' ? 'tfjs' : 'ort');
+    await expect(train({ ...options(), engine: other, outDir: dir('reference'), resume: true })).rejects.toThrow(/different configuration .*engine/);
   });
 
   it('a finished run resumes to the same result without training', async () => {
-    const again = await train({ ...resumeTestOptions(), outDir: join(root, 'reference'), resume: true });
+    const again = await train({ ...options(), outDir: dir('reference'), resume: true });
     expect(again.stats.steps).toBe(0);
     expectSameParams(again.params, reference.params);
   });
 
-  it('gives the loss taps and the clean batch; frozen models in the loss stay frozen', async () => {
+  it('distils from a frozen teacher on the clean batch: the teacher stays as it was, the student learns', async () => {
     const graph = tinyGraph();
     const teacherParams = tinyParams(graph, 9);
-    const teacher = toVariables(teacherParams);
-    let calls = 0;
-    await train({
+    const before = new Map([...teacherParams].map(([k, t]) => [k, Float32Array.from(t.data)]));
+    const r = await train({
       graph,
       params: tinyParams(graph),
       train: tinyData(64, 3),
-      epochs: 1,
+      epochs: 2,
       batchSize: 16,
       optimizer: { kind: 'radam', weightDecay: 1e-4 },
-      schedule: { kind: 'cosine', lr: 1e-3 },
+      schedule: { kind: 'cosine', lr: 1e-2 },
       augment: { flip: true, pad: 1, cutout: 0 },
-      keepClean: true,
-      taps: ['relu2'],
+      objective: { ce: 0, feature: { weight: 1, groups: 1 } },
+      teachers: { models: [{ graph, params: teacherParams }], input: 'clean' },
       normalize: { mean: [0.4], std: [0.3] },
+      engine,
       seed: 1,
-      loss: (ctx) => {
-        calls++;
-        expect(ctx.taps.get('relu2')!.shape).toEqual([16, 4, 4, 6]);
-        expect(ctx.clean!.shape).toEqual([16, 8, 8, 1]);
-        // A feature loss against a frozen teacher on the clean images, as FusionDistill does.
-        const target = forward(graph, teacher, ctx.clean!, { training: false, taps: ['relu2'] }).taps.get('relu2')!;
-        return tf.add(crossEntropyLoss(ctx), tf.mean(tf.square(tf.sub(ctx.taps.get('relu2')!, target)))) as tf.Scalar;
-      },
     });
-    expect(calls).toBe(4);
-    for (const [k, v] of teacher) expect(Float32Array.from(v.dataSync()), k).toEqual(teacherParams.get(k)!.data);
-    for (const v of teacher.values()) v.dispose();
+    // Feature distillation alone: the loss is 1 − cos to the teacher, so it starts in (0, 2] and falls.
+    expect(r.history[0]!.trainLoss).toBeGreaterThan(0);
+    expect(r.history[1]!.trainLoss).toBeLessThan(r.history[0]!.trainLoss);
+    for (const [k, t] of teacherParams) expect(t.data, k).toEqual(before.get(k));
   });
 
   it('rejects data that does not fit the graph, naming both', async () => {
     const graph = tinyGraph(8);
     await expect(
-      train({ ...resumeTestOptions(), graph, params: tinyParams(graph), train: tinyData(64, 1, 'train', 10) }),
+      train({ ...options(), graph, params: tinyParams(graph), teachers: undefined, objective: undefined, train: tinyData(64, 1, 'train', 10) }),
     ).rejects.toThrow(/toy\/train images are 10×10×1, graph tiny-test expects 8×8×1/);
     const params = tinyParams(graph);
     params.delete('fc/bias');
-    await expect(train({ ...resumeTestOptions(), graph, params })).rejects.toThrow(/parameter "fc\/bias" is missing/);
+    await expect(train({ ...options(), graph, params })).rejects.toThrow(/parameter "fc\/bias" is missing/);
   });
 
   it('names a corrupt last.ckpt instead of silently starting over', async () => {
-    const out = join(root, 'corrupt');
+    const out = dir('corrupt');
     mkdirSync(out, { recursive: true });
     writeFileSync(join(out, 'last.ckpt'), 'FCKP but then garbage');
-    await expect(train({ ...resumeTestOptions(), outDir: out, resume: true })).rejects.toThrow(/corrupt[\/\\]last\.ckpt: not a valid Facet checkpoint/);
+    await expect(train({ ...options(), outDir: out, resume: true })).rejects.toThrow(/corrupt[\/\\]last\.ckpt: not a valid Facet checkpoint/);
   });
 });
 

@@ -1,6 +1,7 @@
 /** `facet compile`: the FusionDistill pipeline, one cached stage at a time. */
 import { join } from 'node:path';
 import { type Command, UsageError, parseFlags } from '../command.ts';
+import { ENGINE_FLAGS, ENGINE_HELP, engineOptions } from '../engine-flags.ts';
 import type { Report } from '../../pipeline/report.ts';
 
 const HELP = `Usage: facet compile --config FILE [options]
@@ -20,7 +21,6 @@ Options
   --quick               evaluate a sampled subset of levels on part of the test set
   --out DIR             output directory (default models/<dataset>)
   --cache-dir DIR       stage cache (default .cache/compile)
-  --backend B           auto, wasm, webgpu, tensorflow, cpu (default auto)
   --prefetch P          worker (default: batches are prepared on a second thread) or inline
   --checkpoint-every N  also checkpoint training every N steps (default 50; a kill loses at most that)
   --seed N              override the config's seed (e.g. to average a study over seeds)
@@ -40,7 +40,11 @@ Subtasks (CATRO-pruned models for class subsets; see docs/catro.md)
                         (unnamed layers stay whole; a wrong name lists the prunable ones)
   --from DIR            start from the published full model in DIR (full.ckpt and
                         full.graph.json beside its manifest) instead of running stages 1-4;
-                        the output directory defaults to DIR`;
+                        the output directory defaults to DIR
+
+${ENGINE_HELP}
+  Every stage's cache key names the engine, provider and replicas: the same config on
+  another engine is another result.`;
 
 function parseFraction(flag: string, text: string): number {
   const v = Number(text);
@@ -75,7 +79,7 @@ export const command: Command = {
         quick: { type: 'boolean', default: false },
         out: { type: 'string' },
         'cache-dir': { type: 'string' },
-        backend: { type: 'string', default: 'auto' },
+        ...ENGINE_FLAGS,
         prefetch: { type: 'string', default: 'worker' },
         'checkpoint-every': { type: 'string' },
         seed: { type: 'string' },
@@ -88,9 +92,7 @@ export const command: Command = {
     if (!values.config) throw new UsageError('--config FILE is required (e.g. configs/fashion-mnist.json)');
     const prefetch = values.prefetch;
     if (prefetch !== 'worker' && prefetch !== 'inline') throw new UsageError(`--prefetch must be worker or inline, got "${prefetch}"`);
-    const { BACKEND_NAMES, initBackend } = await import('../../tf/backend.ts');
-    const backend = values.backend as (typeof BACKEND_NAMES)[number];
-    if (!BACKEND_NAMES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got "${values.backend}"`);
+    const engineOpts = engineOptions(values);
     // Epoch-end checkpoints alone would let a kill throw away a whole 1-epoch stage (20 min
     // on 2 cores); a step checkpoint of these models costs milliseconds.
     let checkpointEverySteps = 50;
@@ -128,9 +130,10 @@ export const command: Command = {
       import('../../pipeline/report.ts'),
       import('../../train/progress.ts'),
     ]);
-    const engine = await initBackend(backend);
+    const { createEngine } = await import('../../engine/index.ts');
+    const engine = await createEngine(engineOpts);
     const log = (line: string) => console.error(line);
-    log(`facet compile: ${values.config} (${config.name}), backend ${engine}${values.baselines ? ', with baselines' : ''}${values.quick ? ', quick evaluation' : ''}`);
+    log(`facet compile: ${values.config} (${config.name}), engine ${engine.description}${values.baselines ? ', with baselines' : ''}${values.quick ? ', quick evaluation' : ''}`);
     const data = await loadCompileData(config);
     log(`data: ${data.train.count} training and ${data.test.count} test images of ${config.dataset.name}`);
     try {
@@ -158,7 +161,7 @@ export const command: Command = {
         baselines: values.baselines,
         quick: values.quick,
         data,
-        impls: stageImpls({ prefetch, checkpointEverySteps, progress }),
+        impls: stageImpls({ engine, prefetch, checkpointEverySteps, progress }),
         log,
       });
       console.log(reportTableMarkdown(result.report));
@@ -173,7 +176,7 @@ export const command: Command = {
     if (config.subtasks.length === 0) return;
     const t0 = performance.now();
     const { configHash } = await import('../../pipeline/compile.ts');
-    const results = await sub.runSubtasks({ config, data, full, cacheDir, baselines: values.baselines, quick: values.quick, progress, log });
+    const results = await sub.runSubtasks({ config, data, full, cacheDir, baselines: values.baselines, quick: values.quick, progress, log, engine });
     const outcomes = await Promise.all([...results.values()].map(sub.readOutcome));
     const { publishSubtasks } = await import('../../pipeline/publish.ts');
     const files = await publishSubtasks(outDir, configHash(config), results, log);

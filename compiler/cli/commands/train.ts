@@ -9,7 +9,8 @@ import { splitValidation, take } from '../../data/split.ts';
 import { buildGraph } from '../../graph/arch.ts';
 import { initParams } from '../../graph/builders.ts';
 import type { Shortcut } from '../../graph/builders.ts';
-import { type BackendName, BACKEND_NAMES, initBackend } from '../../tf/backend.ts';
+import { createEngine } from '../../engine/index.ts';
+import { ENGINE_FLAGS, ENGINE_HELP, engineOptions } from '../engine-flags.ts';
 import { writeFileAtomic } from '../../train/checkpoint.ts';
 import { DATASET_TRAINING_DEFAULTS, channelStats } from '../../train/defaults.ts';
 import { train } from '../../train/loop.ts';
@@ -51,11 +52,13 @@ Training
   --val X               validation share of the training set (default 0.1; 0 = none, last epoch kept)
   --seed N              seed of initialisation, split, shuffling and augmentation (default 0)
 Running
-  --backend B           ${BACKEND_NAMES.join(', ')} (default auto)
   --prefetch P          worker (default: prepares batches on a second thread) or inline
   --checkpoint-every N  also checkpoint every N steps (default 50)
   --resume              continue from DIR/last.ckpt
-Ctrl-C stops after the current step and checkpoints it; --resume continues from there.`;
+Ctrl-C stops after the current step and checkpoints it; --resume continues from there
+(on the same engine: a checkpoint names the engine that wrote it).
+
+${ENGINE_HELP}`;
 
 const number = (flag: string, text: string | undefined, fallback: number, check: (v: number) => boolean, what: string): number => {
   if (text === undefined) return fallback;
@@ -99,7 +102,7 @@ export const command: Command = {
         degrade: { type: 'string' },
         val: { type: 'string' },
         seed: { type: 'string' },
-        backend: { type: 'string' },
+        ...ENGINE_FLAGS,
         prefetch: { type: 'string' },
         'checkpoint-every': { type: 'string' },
         resume: { type: 'boolean' },
@@ -116,8 +119,7 @@ export const command: Command = {
     const batchSize = number('--batch', values.batch, 128, positiveInt, 'a positive integer');
     const seed = number('--seed', values.seed, 0, (v) => Number.isSafeInteger(v) && v >= 0, 'a non-negative integer');
     const valShare = number('--val', values.val, 0.1, (v) => v >= 0 && v < 1, 'in [0, 1)');
-    const backend = (values.backend ?? 'auto') as BackendName;
-    if (!BACKEND_NAMES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got "${backend}"`);
+    const engineOpts = engineOptions(values);
     const prefetch = values.prefetch ?? 'worker';
     if (prefetch !== 'worker' && prefetch !== 'inline') throw new UsageError(`--prefetch must be worker or inline, got "${prefetch}"`);
     if (values.shortcut !== undefined && values.shortcut !== 'A' && values.shortcut !== 'projection') {
@@ -143,7 +145,7 @@ export const command: Command = {
       throw new UsageError(`--batch ${batchSize} cannot be split evenly among ${degradeKinds.length} degradations`);
     }
 
-    const name = await initBackend(backend);
+    const engine = await createEngine(engineOpts);
     let full = await loadDataset({ name: dataset, split: 'train', dir: values['data-dir'] });
     if (values.limit !== undefined) full = take(full, number('--limit', values.limit, 0, positiveInt, 'a positive integer'), seed);
     const { train: trainSet, val } = valShare > 0 ? splitValidation(full, { fraction: valShare, seed }) : { train: full, val: undefined };
@@ -172,7 +174,7 @@ export const command: Command = {
     mkdirSync(outDir, { recursive: true });
     writeFileAtomic(join(outDir, 'graph.json'), JSON.stringify(graph, null, 1));
     console.error(
-      `facet train: ${graph.arch} on ${dataset} (${trainSet.count} train, ${val?.count ?? 0} val images), backend ${name}, ` +
+      `facet train: ${graph.arch} on ${dataset} (${trainSet.count} train, ${val?.count ?? 0} val images), engine ${engine.description}, ` +
         `${epochs} epochs of ${Math.floor(trainSet.count / batchSize)} steps, batch ${batchSize}, prefetch ${prefetch}`,
     );
     const normalize = { mean: stats.mean, std: stats.std };
@@ -197,6 +199,7 @@ export const command: Command = {
       degrade: degradeKinds ? { kinds: degradeKinds } : undefined,
       normalize,
       seed,
+      engine,
       outDir,
       resume: values.resume ?? false,
       checkpointEverySteps: number('--checkpoint-every', values['checkpoint-every'], 50, positiveInt, 'a positive integer'),
@@ -206,7 +209,7 @@ export const command: Command = {
     }).finally(() => process.off('SIGINT', onSigint));
     const summary = {
       dataset,
-      backend: name,
+      engine: engine.description,
       arch: graph.arch,
       epochs,
       batchSize,

@@ -5,12 +5,12 @@
 import { join } from 'node:path';
 import { compile } from '../../../compiler/pipeline/compile.ts';
 import { stageImpls } from '../../../compiler/pipeline/stages.ts';
-import { initBackend } from '../../../compiler/tf/backend.ts';
+import { testEngine } from '../../engine/engines.ts';
 import { tinyConfig, tinyData } from './tiny.ts';
 
 const [root] = process.argv.slice(2);
-await initBackend('cpu');
 const impls = stageImpls({
+  engine: await testEngine('ort'),
   prefetch: 'inline',
   checkpointEverySteps: 1,
   onStep: (stage, info) => {

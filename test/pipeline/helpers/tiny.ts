@@ -1,4 +1,4 @@
-/** A tiny synthetic data set and compile config: a real end-to-end compile in seconds on the cpu backend. */
+/** A tiny synthetic data set and compile config: a real end-to-end compile in seconds. */
 import { dataChecksum, type CompileData } from '../../../compiler/pipeline/compile.ts';
 import { parseCompileConfig, type CompileConfig } from '../../../compiler/pipeline/config.ts';
 import type { LabelledImages } from '../../../compiler/data/types.ts';

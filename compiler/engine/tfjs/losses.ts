@@ -4,7 +4,9 @@
  * even when its tensors were computed inside the gradient tape.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { LossWeights } from './config.ts';
+import { COSINE_EPS, type Objective } from '../../train/objective.ts';
+
+type LossWeights = { ce: number; feature: number };
 
 /** Identity forward, zero gradient backward (tfjs-core has no stop_gradient op). */
 export function stopGradient<T extends tf.Tensor>(x: T): T {
@@ -23,8 +25,6 @@ export function crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scala
     return tf.neg(tf.mean(tf.sum(tf.mul(onehot, tf.logSoftmax(logits)), 1))) as tf.Scalar;
   });
 }
-
-const COSINE_EPS = 1e-8;
 
 /**
  * Mean over the batch of 1 − cos(flatten(student_i), flatten(teacher_i)); each norm is
@@ -45,7 +45,7 @@ export function cosineFeatureLoss(student: tf.Tensor, teacher: tf.Tensor): tf.Sc
 }
 
 /** Stage 2: w.ce·CE(student logits) + w.feature·(1 − cos)(student feature, teacher feature on the clean image). */
-export function degradationLoss(weights: Pick<LossWeights, 'ce' | 'feature'>, logits: tf.Tensor2D, labels: tf.Tensor1D, studentFeature: tf.Tensor, teacherFeature: tf.Tensor): tf.Scalar {
+export function degradationLoss(weights: LossWeights, logits: tf.Tensor2D, labels: tf.Tensor1D, studentFeature: tf.Tensor, teacherFeature: tf.Tensor): tf.Scalar {
   return tf.tidy(() => {
     let loss: tf.Scalar = tf.mul(crossEntropy(logits, labels), weights.ce);
     if (weights.feature > 0) loss = tf.add(loss, tf.mul(cosineFeatureLoss(studentFeature, teacherFeature), weights.feature));
@@ -58,7 +58,7 @@ export function degradationLoss(weights: Pick<LossWeights, 'ce' | 'feature'>, lo
  * sub-batch k, teacher k's feature). The batch is K equal sub-batches in the order of
  * `teacherFeatures` (sub-batch k holds the images under degradation k).
  */
-export function fusionDistillLoss(weights: Pick<LossWeights, 'ce' | 'feature'>, logits: tf.Tensor2D, labels: tf.Tensor1D, studentFeature: tf.Tensor, teacherFeatures: tf.Tensor[]): tf.Scalar {
+export function fusionDistillLoss(weights: LossWeights, logits: tf.Tensor2D, labels: tf.Tensor1D, studentFeature: tf.Tensor, teacherFeatures: tf.Tensor[]): tf.Scalar {
   const k = teacherFeatures.length;
   const n = studentFeature.shape[0]!;
   if (k === 0 || n % k !== 0) throw new Error(`fusionDistillLoss: a batch of ${n} does not split into ${k} equal sub-batches`);
@@ -87,5 +87,23 @@ export function logitDistillLoss(student: tf.Tensor2D, teacher: tf.Tensor2D, tem
     const logQ = tf.logSoftmax(tf.div(student, temperature));
     const kl = tf.sum(tf.mul(tf.exp(logP), tf.sub(logP, logQ)), 1);
     return tf.mul(tf.mean(kl), temperature * temperature) as tf.Scalar;
+  });
+}
+
+/**
+ * An {@link Objective} on tfjs: the same sum the ort engine's training graph emits. The
+ * teacher targets are full-batch tensors (teacher k's rows at sub-batch k), so each term
+ * is G times its mean over the batch (objective.ts).
+ */
+export function objectiveLoss(objective: Objective, out: { logits: tf.Tensor2D; feature?: tf.Tensor }, labels: tf.Tensor1D, targets: { logits?: tf.Tensor2D; feature?: tf.Tensor }): tf.Scalar {
+  return tf.tidy(() => {
+    const terms: tf.Scalar[] = [];
+    if (objective.ce > 0) terms.push(tf.mul(crossEntropy(out.logits, labels), objective.ce));
+    const ft = objective.feature;
+    if (ft && ft.weight > 0) terms.push(tf.mul(cosineFeatureLoss(out.feature!, targets.feature!), ft.weight * ft.groups));
+    const kd = objective.distill;
+    if (kd && kd.weight > 0) terms.push(tf.mul(logitDistillLoss(out.logits, targets.logits!, kd.temperature), kd.weight * kd.groups));
+    if (terms.length === 0) throw new Error('objectiveLoss: the objective has no term with a positive weight');
+    return terms.reduce((a, b) => tf.add(a, b));
   });
 }
