@@ -146,14 +146,19 @@ function syncLevel(kindChanged: boolean): void {
 
 let pending: ReturnType<typeof setTimeout> | undefined;
 
+/** A change: what is on screen no longer answers the input (aria-busy says so until it does). */
+function changed(): number {
+  clearTimeout(pending);
+  answerPanel.ariaBusy = 'true';
+  return ++generation;
+}
+
 /** Redraw the previews now and ask again shortly (a slider fires many events). */
 function refresh(): void {
   if (!picked) return;
   draw(clean, picked.input);
   draw(preview, degradeForDemo(picked.input, kind.value as DegradationKind | '', Number(level.value)));
-  const mine = ++generation;
-  answerPanel.ariaBusy = 'true';
-  clearTimeout(pending);
+  const mine = changed();
   pending = setTimeout(() => void classify(mine).catch((e) => fail(mine, String(e))), 120);
 }
 
@@ -183,6 +188,7 @@ async function classify(mine: number): Promise<void> {
   else if (subtask.value) params.subtask = subtask.value;
   const first = await ask(png, params);
   if (!first.ok) return fail(mine, first.message);
+  if (mine !== generation) return;
   const answer = first.answer;
   let fullAnswer: Answer | undefined;
   if (full && answer.model.id !== full.id) {
@@ -269,6 +275,7 @@ function modelCard(which: 'answering' | 'full', answer: Answer, fullAnswer: Answ
 
 /** Make the picked image the models' input and show it; a sample also picks a subtask that covers its class. */
 async function pick(file: Blob, name: string, sample?: DemoSample): Promise<void> {
+  changed();
   const input = (full ?? models[0])?.input;
   if (!input) throw new Error('no models to classify with');
   const decoded = await decode(file);

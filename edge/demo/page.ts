@@ -106,7 +106,7 @@ export function demoHtml(): string {
 <main>
   <section class="panel" id="pick">
     <h2><span class="step">1</span> Pick an image</h2>
-    <div id="gallery" aria-label="Fashion-MNIST test images"></div>
+    <div id="gallery" role="group" aria-label="Fashion-MNIST test images"></div>
     <div id="drop">…or drop a PNG or JPEG of any size here, or <label class="file">choose a file<input id="file" type="file" accept="image/png,image/jpeg"></label></div>
   </section>
   <section class="panel" id="degrade">
