@@ -18,7 +18,7 @@ import type { RawImage } from '../../shared/image.ts';
 import { degrade } from '../../shared/degrade.ts';
 import { resizeBilinear, toChannels } from '../../shared/preprocess.ts';
 import { Rng } from '../../shared/rng.ts';
-import { FIXTURE_IMAGES, fixtureWasm } from './helpers.ts';
+import { FIXTURE_IMAGES, fixtureWasm, image } from './helpers.ts';
 import { startServer, type RunningServer } from './servers.ts';
 
 type Json = any;
@@ -75,14 +75,14 @@ async function openPage(options: Parameters<Browser['newPage']>[0]): Promise<Pag
   page.on('console', (m) => {
     if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`);
   });
-  page.on('requestfinished', (req: Request) => {
+  // Recorded as they start: the page sends an image's two requests one after the other, and
+  // drops a change's request before the second if a newer change came, so the last two started
+  // are those of what the page shows.
+  page.on('request', (req: Request) => {
     if (!req.url().includes('/v1/classify')) return;
-    catching.push(
-      (async () => {
-        const answer = await (await req.response())!.json();
-        sent.push({ query: new URL(req.url()).searchParams, png: req.postDataBuffer()!, answer });
-      })(),
-    );
+    const entry: Sent = { query: new URL(req.url()).searchParams, png: req.postDataBuffer()!, answer: undefined };
+    sent.push(entry);
+    catching.push(req.response().then(async (res) => void (entry.answer = await res!.json())));
   });
   await page.goto(server.url);
   await settled(page);
@@ -105,18 +105,13 @@ function lastPair(): [Sent, Sent] {
 
 /** Post the same bytes with the same query, as a client of the API would. */
 async function apiAnswer(s: Sent): Promise<Json> {
-  const res = await fetch(`${server.url}/v1/classify?${s.query}`, { method: 'POST', body: own(s.png), headers: { 'content-type': 'image/png' } });
+  const res = await fetch(`${server.url}/v1/classify?${s.query}`, { method: 'POST', body: new Uint8Array(s.png), headers: { 'content-type': 'image/png' } });
   expect(res.status).toBe(200);
   return res.json();
 }
 
 const withoutTiming = (answer: Json) => ({ ...answer, timing: undefined });
-/**
- * Bytes in an ArrayBuffer of their own: decodeImage copies a view with `slice()`, which on a
- * Node Buffer (a view into a shared pool) is another view, so the codec would read the pool.
- */
-const own = (bytes: Uint8Array) => Uint8Array.from(bytes);
-const decoded = (bytes: Uint8Array) => decodeImage(own(bytes), 1e7);
+const decoded = (bytes: Uint8Array) => decodeImage(bytes, 1e7);
 const gray = (img: RawImage) => Array.from(toChannels(img, 1).data);
 
 async function canvasGray(page: Page, id: string): Promise<number[]> {
@@ -234,7 +229,7 @@ describe.skipIf(!!noChromium)('demo page in Chromium', () => {
     await page.setInputFiles('#file', `${FIXTURE_IMAGES}/photo1024.png`);
     await settled(page);
     expect(await page.locator('#cleanCaption').textContent()).toBe('photo1024.png (1024×768 → 28×28)');
-    const bytes = own(readFileSync(`${FIXTURE_IMAGES}/photo1024.png`));
+    const bytes = image('photo1024.png');
     const modelInput = resizeBilinear(toChannels(await decoded(bytes), 1), 28, 28);
     const [mine] = lastPair();
     expect(gray(await decoded(mine.png))).toEqual(gray(modelInput));
