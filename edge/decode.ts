@@ -96,8 +96,9 @@ export async function decodeImage(bytes: Uint8Array, maxPixels: number, what = '
   }
   if (!codecsReady) throw new Error('image codecs are not initialised: call initCodecs() first');
   await codecsReady;
-  // The codecs take an ArrayBuffer of exactly the image bytes.
-  const buffer = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : bytes.slice().buffer;
+  // The codecs take an ArrayBuffer of exactly the image bytes. A copy through the Uint8Array
+  // constructor: a Node Buffer's slice() is another view of the same (often pooled) memory.
+  const buffer = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : new Uint8Array(bytes).buffer;
   let decoded: { data: Uint8ClampedArray; width: number; height: number } | null;
   try {
     if (format === 'png') decoded = await pngDecode(buffer);

@@ -1,16 +1,26 @@
 /**
- * Bundle the demo page's browser code (edge/demo/client.ts + shared/) with esbuild into
- * edge/demo/client.gen.ts, a string module every runtime can import (workerd has no file
- * system). Committed; test/edge/demo.test.ts checks that it is fresh.
+ * Bundle the demo page's browser code (edge/demo/client.ts + shared/) and its sample gallery
+ * (examples/gallery.json and the PNGs it lists) with esbuild into edge/demo/client.gen.ts, a
+ * string module every runtime can import (workerd has no file system, and a Worker's static
+ * assets are the models). Committed; test/edge/demo.test.ts checks that it is fresh.
  *
  *   npx tsx edge/demo/build.ts
  */
 import { build } from 'esbuild';
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as manifestModule from '../../shared/manifest.ts';
+import type { GalleryIndex } from '../../scripts/make-demo-samples.ts';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+
+/** The `facet:demo-samples` module (typed in samples.d.ts): the gallery's samples with their PNGs as data URLs. */
+export function samplesModule(): string {
+  const examples = (p: string) => here(`../../examples/${p}`);
+  const index = JSON.parse(readFileSync(examples('gallery.json'), 'utf8')) as GalleryIndex;
+  const samples = index.samples.map((s) => ({ ...s, dataUrl: `data:image/png;base64,${readFileSync(examples(s.file)).toString('base64')}` }));
+  return `export const SAMPLES = ${JSON.stringify(samples)};`;
+}
 
 export async function bundleDemoClient(): Promise<string> {
   const result = await build({
@@ -24,6 +34,13 @@ export async function bundleDemoClient(): Promise<string> {
     write: false,
     logLevel: 'silent',
     plugins: [
+      {
+        name: 'demo-samples',
+        setup(b) {
+          b.onResolve({ filter: /^facet:demo-samples$/ }, (args) => ({ path: args.path, namespace: 'demo-samples' }));
+          b.onLoad({ filter: /.*/, namespace: 'demo-samples' }, () => ({ loader: 'js', contents: samplesModule() }));
+        },
+      },
       {
         // shared/ code imports constants from manifest.ts, which also builds zod schemas the
         // browser never uses (~400 kB). Hand the bundle just the plain constants.

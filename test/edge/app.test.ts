@@ -188,6 +188,13 @@ describe('POST /v1/classify', () => {
       expect(((await res.json()) as Json).predictions, name).toHaveLength(5);
     }
   });
+
+  it('decodes bytes that are a view into a larger buffer (a small Node Buffer is one, into a shared pool)', async () => {
+    for (const name of ['shirt.png', 'sneaker.jpg']) {
+      const view = Buffer.concat([Buffer.from('not the image'), image(name)]).subarray(13);
+      expect(await decodeImage(view, 1e8), name).toEqual(await decodeImage(image(name), 1e8));
+    }
+  });
 });
 
 describe('errors', () => {

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import * as ortNode from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initCodecs, decodeImage } from '../../edge/decode.ts';
+import { demoHtml, demoScript } from '../../edge/demo/page.ts';
 import { parseManifest, type Manifest } from '../../shared/manifest.ts';
 import { preprocess } from '../../shared/preprocess.ts';
 import { FIXTURE_MODELS, fixtureWasm, image } from './helpers.ts';
@@ -129,6 +130,17 @@ describe('four runtimes', () => {
       bodies.forEach((b, i) => expectSameAnswer(b, node[i], `${name}: ${CASES[i]!.name}`));
     }
     expect(answers.has('workerd')).toBe(true);
+  });
+
+  it('serves the same demo page, and its script with the sample gallery, on every runtime that ran', async () => {
+    for (const [name, server] of servers) {
+      const [page, script] = await Promise.all([fetch(`${server.url}/`), fetch(`${server.url}/demo.js`)]);
+      expect(page.headers.get('content-type'), name).toMatch(/^text\/html/);
+      expect(page.headers.get('content-security-policy'), name).toMatch(/script-src 'self'/);
+      expect(await page.text(), name).toBe(demoHtml());
+      expect(script.headers.get('content-type'), name).toMatch(/^text\/javascript/);
+      expect(await script.text(), name).toBe(demoScript());
+    }
   });
 
   it('equals onnxruntime-node on the same models', async () => {
