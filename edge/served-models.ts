@@ -112,10 +112,13 @@ export class ServedModels {
       this.running = this.checkNow().finally(() => (this.running = undefined));
       return this.running;
     }
-    this.queued ??= this.running.then(() => {
-      this.queued = undefined;
-      return this.check();
-    });
+    // After the running check whatever its outcome: a check that threw must not stop all later ones.
+    this.queued ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.queued = undefined;
+        return this.check();
+      });
     return this.queued;
   }
 
