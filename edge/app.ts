@@ -62,7 +62,7 @@ export interface AppOptions {
  * start to its end, whatever is switched meanwhile), and the answer `json()` built (it carries
  * the secure headers already).
  */
-export type Env = { Variables: { started: number; models: ModelSet; secured?: Response } };
+export type Env = { Variables: { started: number; modelSet: ModelSet; secured?: Response } };
 
 export interface FacetApp {
   app: Hono<Env>;
@@ -245,7 +245,7 @@ export async function createApp(options: AppOptions): Promise<FacetApp> {
     const started = performance.now();
     c.set('started', started);
     const set = models.acquire();
-    c.set('models', set);
+    c.set('modelSet', set);
     metrics.inFlight++;
     try {
       await next();
@@ -326,7 +326,7 @@ export async function createApp(options: AppOptions): Promise<FacetApp> {
   app.get('/demo.js', (c) => c.body(demoScript(), 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' }));
   app.get('/healthz', (c) => json(c, { status: 'ok' }));
   app.get('/readyz', async (c) => {
-    const set = c.get('models');
+    const set = c.get('modelSet');
     const results = await Promise.allSettled(set.manifest.models.map((m) => pool.session(m)));
     const ready = results.every((r) => r.status === 'fulfilled');
     return c.json({ ready, manifest: manifestSummary(set), models: pool.states(set.manifest) }, ready ? 200 : 503);
@@ -338,7 +338,7 @@ export async function createApp(options: AppOptions): Promise<FacetApp> {
   app.get('/openapi.json', (c) => c.json(openApiDocument(limits)));
 
   app.get('/v1/models', (c) => {
-    const set = c.get('models');
+    const set = c.get('modelSet');
     const { manifest } = set;
     const states = new Map(pool.states(manifest).map((s) => [s.id, s]));
     return json(c, {
@@ -359,7 +359,7 @@ export async function createApp(options: AppOptions): Promise<FacetApp> {
   app.post('/v1/classify', limitBody, async (c) => {
     const started = c.get('started');
     const request = await parseClassifyRequest(c, limits);
-    const choice: ModelChoice = chooseModel(c.get('models').manifest, request.params);
+    const choice: ModelChoice = chooseModel(c.get('modelSet').manifest, request.params);
     const topK = parseTopK(request.params.top_k);
     const decodeStart = performance.now();
     const images = await Promise.all(request.images.map((bytes, i) => decodeImage(bytes, limits.maxPixels, request.batch ? `image #${i + 1}` : 'image')));

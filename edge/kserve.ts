@@ -46,7 +46,7 @@ function flatNumbers(data: unknown[], what: string): Float32Array {
 export function kserveRoutes(app: Hono<Env>, ctx: { pool: ModelPool; limits: Limits; limitBody: MiddlewareHandler }): void {
   const { pool, limits } = ctx;
   /** The models of the set the request answers from. */
-  const modelsOf = (c: Context<Env>) => c.get('models').manifest.models;
+  const modelsOf = (c: Context<Env>) => c.get('modelSet').manifest.models;
   const find = (c: Context<Env>, name: string, version?: string): ModelEntry => {
     const models = modelsOf(c);
     const entry = models.find((m) => m.id === name);
