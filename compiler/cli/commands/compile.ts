@@ -30,7 +30,9 @@ Subtasks (CATRO-pruned models for class subsets; see docs/catro.md)
   cached stage each).
   --subtask NAME=A,B,C  compile only this subtask (labels or indices), adding it or replacing
                         one of that name; other subtasks in the manifest stay as they are.
-                        Repeatable.
+                        Repeatable. A server serving the output directory (Node, Bun, Deno)
+                        switches to the new manifest without a restart; list or remove
+                        subtasks with facet subtasks.
   --flops F             MACs budget of the --subtask models as a fraction of the full
                         model's (default 0.25)
   --keep R | --keep LAYER=R,LAYER=R
