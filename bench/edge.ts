@@ -112,7 +112,7 @@ async function inference() {
   const fixed = await fixedCost(ort, runs);
   for (const m of manifest.models) {
     const heapBefore = ortHeapBytes();
-    await pool.session(m.id);
+    await pool.session(m);
     const heapAfterCreate = ortHeapBytes();
     const { channels, height, width } = m.input;
     const per = channels * height * width;

@@ -1,6 +1,7 @@
 /**
  * The edge service as one runtime-agnostic Hono app. Entries (worker.ts, node.ts, bun.ts,
- * deno.ts) only pick a model store and hand over the precompiled wasm modules.
+ * deno.ts) only pick a model store and hand over the precompiled wasm modules; Node, Bun and
+ * Deno also start the models folder watch (edge/watch-models.ts) that switches the set served.
  */
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
@@ -17,8 +18,9 @@ import { Metrics } from './metrics.ts';
 import { configureOrt } from './ort.ts';
 import { openApiDocument } from './openapi.ts';
 import { demoHtml, demoScript } from './demo/page.ts';
-import { loadManifest, type ModelStore } from './store.ts';
+import type { ModelStore } from './store.ts';
 import { kserveRoutes } from './kserve.ts';
+import { loadModelSet, manifestSummary, ServedModels, type ModelSet, type ReloadLog } from './served-models.ts';
 
 export interface Limits {
   /** Request body bytes (bodyLimit; checked before and while reading). */
@@ -51,15 +53,24 @@ export interface AppOptions {
   memoryBudgetBytes?: number;
   /** Serve /metrics (off on Workers, where per-isolate counters mean little). */
   metrics?: boolean;
+  /** Where model set switches and refusals are logged (default: the console). */
+  reloadLog?: ReloadLog;
 }
 
-/** Per-request values: when the request started, and the answer `json()` built (it carries the secure headers already). */
-export type Env = { Variables: { started: number; secured?: Response } };
+/**
+ * Per-request values: when the request started, the model set it answers from (held from its
+ * start to its end, whatever is switched meanwhile), and the answer `json()` built (it carries
+ * the secure headers already).
+ */
+export type Env = { Variables: { started: number; modelSet: ModelSet; secured?: Response } };
 
 export interface FacetApp {
   app: Hono<Env>;
-  manifest: Manifest;
+  /** The manifest served now. */
+  readonly manifest: Manifest;
   pool: ModelPool;
+  /** The set served, and `check()` to switch to the store's manifest when it changed. */
+  models: ServedModels;
 }
 
 /** The header values a secure-headers middleware sets, read off one answer it made. */
@@ -222,20 +233,24 @@ export function modelSummary(entry: ModelEntry) {
 /** Build the app: reads and validates the manifest (throws with a clear message if invalid). */
 export async function createApp(options: AppOptions): Promise<FacetApp> {
   const limits: Limits = { ...DEFAULT_LIMITS, ...options.limits };
-  const manifest = await loadManifest(options.store);
+  const initial = await loadModelSet(options.store);
   const ort = configureOrt(options.wasm.ort);
   await initCodecs(options.wasm.codecs);
-  const pool = new ModelPool(ort, options.store, manifest, options.memoryBudgetBytes);
+  const pool = new ModelPool(ort, options.store, initial.manifest, options.memoryBudgetBytes);
+  const models = new ServedModels(options.store, pool, initial, options.reloadLog);
   const metrics = new Metrics();
   const app = new Hono<Env>();
 
   app.use('*', async (c, next) => {
     const started = performance.now();
     c.set('started', started);
+    const set = models.acquire();
+    c.set('modelSet', set);
     metrics.inFlight++;
     try {
       await next();
     } finally {
+      models.release(set);
       metrics.inFlight--;
       metrics.observe(c.req.method, c.req.routePath || c.req.path, c.res.status, (performance.now() - started) / 1000);
     }
@@ -283,6 +298,7 @@ export async function createApp(options: AppOptions): Promise<FacetApp> {
     const auth = requireApiKey(options.apiKey);
     app.use('/v1/*', auth);
     app.use('/v2/models/*', auth);
+    app.use('/admin/*', auth);
   }
   const tooLarge = (c: Context<Env>) => json(c, errorBody('payload_too_large', `request body is over the limit of ${limits.maxBodyBytes} bytes`), 413);
   const streamLimit = bodyLimit({ maxSize: limits.maxBodyBytes, onError: tooLarge });
@@ -310,9 +326,10 @@ export async function createApp(options: AppOptions): Promise<FacetApp> {
   app.get('/demo.js', (c) => c.body(demoScript(), 200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-cache' }));
   app.get('/healthz', (c) => json(c, { status: 'ok' }));
   app.get('/readyz', async (c) => {
-    const results = await Promise.allSettled(manifest.models.map((m) => pool.session(m.id)));
+    const set = c.get('modelSet');
+    const results = await Promise.allSettled(set.manifest.models.map((m) => pool.session(m)));
     const ready = results.every((r) => r.status === 'fulfilled');
-    return c.json({ ready, models: pool.states() }, ready ? 200 : 503);
+    return c.json({ ready, manifest: manifestSummary(set), models: pool.states(set.manifest) }, ready ? 200 : 503);
   });
   app.get('/metrics', (c) => {
     if (options.metrics === false) throw new ClientError(404, 'not_found', '/metrics is off on this runtime');
@@ -321,10 +338,13 @@ export async function createApp(options: AppOptions): Promise<FacetApp> {
   app.get('/openapi.json', (c) => c.json(openApiDocument(limits)));
 
   app.get('/v1/models', (c) => {
-    const states = new Map(pool.states().map((s) => [s.id, s]));
+    const set = c.get('modelSet');
+    const { manifest } = set;
+    const states = new Map(pool.states(manifest).map((s) => [s.id, s]));
     return json(c, {
       dataset: manifest.dataset,
       labels: manifest.labels,
+      manifest: manifestSummary(set),
       models: manifest.models.map((m) => ({
         ...modelSummary(m),
         input: m.input,
@@ -339,7 +359,7 @@ export async function createApp(options: AppOptions): Promise<FacetApp> {
   app.post('/v1/classify', limitBody, async (c) => {
     const started = c.get('started');
     const request = await parseClassifyRequest(c, limits);
-    const choice: ModelChoice = chooseModel(manifest, request.params);
+    const choice: ModelChoice = chooseModel(c.get('modelSet').manifest, request.params);
     const topK = parseTopK(request.params.top_k);
     const decodeStart = performance.now();
     const images = await Promise.all(request.images.map((bytes, i) => decodeImage(bytes, limits.maxPixels, request.batch ? `image #${i + 1}` : 'image')));
@@ -350,6 +370,23 @@ export async function createApp(options: AppOptions): Promise<FacetApp> {
     return json(c, classifyResponse(choice, logits, topK, request.batch, timing));
   });
 
-  kserveRoutes(app, { manifest, pool, limits, limitBody });
-  return { app, manifest, pool };
+  // A forced check, for hosts where the folder watch does not work (network file systems, some
+  // containers) and for deploy scripts that want to know the new set is served before going on.
+  app.post('/admin/reload', async (c) => {
+    const result = await models.check();
+    if (result.status === 'refused') {
+      return json(c, { ...errorBody('reload_refused', result.error), manifest: manifestSummary(result.set) }, 422);
+    }
+    return json(c, { status: result.status, manifest: manifestSummary(result.set), models: result.set.manifest.models.map((m) => m.id) });
+  });
+
+  kserveRoutes(app, { pool, limits, limitBody });
+  return {
+    app,
+    pool,
+    models,
+    get manifest() {
+      return models.current.manifest;
+    },
+  };
 }

@@ -3,6 +3,10 @@
  * memory budget. The budget counts ORT's wasm heap, not file sizes: a model costs what the heap
  * grew by when its session was created (estimated from its file size until measured). The heap
  * never shrinks, so evicting a session only frees room inside it for the next one.
+ *
+ * A model is known by its file and content (`modelKey`), not by its id, so that when the server
+ * switches to a new manifest (edge/served-models.ts) a model whose file did not change keeps its
+ * session, and a model recompiled under the same id gets a new one.
  */
 import type { Manifest, ModelEntry } from '../shared/manifest.ts';
 import { ClientError } from './decode.ts';
@@ -22,6 +26,7 @@ export interface ModelState {
 }
 
 interface Slot {
+  /** The entry the slot was made for; its file, size and sha256 are what every entry with this key shares. */
   entry: ModelEntry;
   session?: Promise<Session>;
   ready?: Session;
@@ -33,7 +38,14 @@ interface Slot {
   error?: string;
   /** Startup marks are taken once per model (first request for a session, verified read, session, run), so they stay few. */
   marked: { requested?: true; bytes?: true; session?: true; run?: true };
+  /** No manifest served or still answering requests names it: its session goes once no run uses it. */
+  dropped?: true;
 }
+
+/** Which session a manifest entry uses: one per model file and content. */
+export const modelKey = (entry: ModelEntry): string => `${entry.file}@${entry.sha256}`;
+
+const newSlot = (entry: ModelEntry): Slot => ({ entry, cost: estimateCost(entry), measured: false, lastUsed: 0, active: 0, marked: {} });
 
 /** The options of every session; the warm-up uses the same, so that it exercises the same code. */
 const SESSION_OPTIONS = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' } as const;
@@ -42,45 +54,126 @@ const SESSION_OPTIONS = { executionProviders: ['wasm'], graphOptimizationLevel: 
 const estimateCost = (entry: ModelEntry) => entry.bytes * 4 + (1 << 20);
 
 export class ModelPool {
+  /** By modelKey. */
   private readonly slots = new Map<string, Slot>();
   private clock = 0;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Images run, by model id (across manifests: a model recompiled under its id keeps counting). */
   readonly inferences = new Map<string, number>();
+  private served: Manifest;
+  /** Every session made and not yet released, with its model's file. */
+  private readonly live = new Map<Session, string>();
 
   constructor(
     private readonly ort: Ort,
     private readonly store: ModelStore,
-    readonly manifest: Manifest,
+    manifest: Manifest,
     /** Bytes of wasm heap the cached sessions may use together. */
     readonly budgetBytes = 96 * 2 ** 20,
   ) {
-    for (const entry of manifest.models) this.slots.set(entry.id, { entry, cost: estimateCost(entry), measured: false, lastUsed: 0, active: 0, marked: {} });
+    this.served = manifest;
+    for (const entry of manifest.models) if (!this.slots.has(modelKey(entry))) this.slots.set(modelKey(entry), newSlot(entry));
+  }
+
+  /** The manifest served now: `states()` and the metrics describe its models. */
+  get manifest(): Manifest {
+    return this.served;
+  }
+
+  /**
+   * Serve `manifest`. Sessions of its models, and of the models of `draining` (manifests that
+   * requests in flight still answer from), are kept; every other session is released as soon as
+   * no run uses it.
+   */
+  serve(manifest: Manifest, draining: readonly Manifest[] = []): void {
+    const named = new Set<string>();
+    for (const m of [manifest, ...draining]) {
+      for (const entry of m.models) {
+        const key = modelKey(entry);
+        named.add(key);
+        if (!this.slots.has(key)) this.slots.set(key, newSlot(entry));
+      }
+    }
+    for (const [key, slot] of this.slots) {
+      if (named.has(key)) continue;
+      this.slots.delete(key);
+      slot.dropped = true;
+      this.releaseIfDropped(slot);
+    }
+    this.served = manifest;
+  }
+
+  /**
+   * Check the files of `manifest`'s models against it (size and sha256), except those whose
+   * session is loaded (their bytes were checked when it was made). Returns the problems, one per
+   * model; none means every model can be loaded. A model that failed before and checks out now
+   * (its file was put right) may be loaded again.
+   */
+  async verify(manifest: Manifest): Promise<string[]> {
+    const problems: string[] = [];
+    for (const entry of manifest.models) {
+      const slot = this.slots.get(modelKey(entry));
+      if (slot?.ready) continue;
+      try {
+        await verifiedModelBytes(this.store, entry);
+        if (slot) slot.error = undefined;
+      } catch (err) {
+        problems.push(`model "${entry.id}": ${(err as Error).message}`);
+      }
+    }
+    return problems;
+  }
+
+  /** Sessions held now, by model file: those of models no longer served but still running included. */
+  sessionFiles(): string[] {
+    return [...this.live.values()].sort();
+  }
+
+  /** Release a dropped slot's session once no run uses it (runs call this as they end). */
+  private releaseIfDropped(slot: Slot): void {
+    if (!slot.dropped || slot.active > 0 || !slot.ready) return;
+    const session = this.unload(slot);
+    // In the queue, like creation and eviction: heap growth stays attributable to one model.
+    this.queue = this.queue.then(() => session.release()).catch((err) => console.warn(`facet edge: releasing the session of ${slot.entry.file} failed: ${(err as Error).message}`));
+  }
+
+  /** Take a loaded slot's session off it, to be released by the caller. */
+  private unload(slot: Slot): Session {
+    const session = slot.ready!;
+    slot.ready = undefined;
+    slot.session = undefined;
+    this.live.delete(session);
+    return session;
   }
 
   get heapBytes(): number {
     return ortHeapBytes();
   }
 
-  states(): ModelState[] {
-    return [...this.slots.values()].map((s) => ({
-      id: s.entry.id,
-      state: s.error ? 'failed' : s.ready ? 'ready' : s.session ? 'loading' : 'unloaded',
-      ...(s.error ? { error: s.error } : {}),
-      ...(s.measured ? { heapBytes: s.cost } : {}),
-    }));
+  /** The state of each model of `manifest` (default: the one served), in its order. */
+  states(manifest: Manifest = this.served): ModelState[] {
+    return manifest.models.map((entry) => {
+      const s = this.slots.get(modelKey(entry))!;
+      return {
+        id: entry.id,
+        state: s.error ? 'failed' : s.ready ? 'ready' : s.session ? 'loading' : 'unloaded',
+        ...(s.error ? { error: s.error } : {}),
+        ...(s.measured ? { heapBytes: s.cost } : {}),
+      };
+    });
   }
 
   /** The session for a model, creating it if needed; ClientError 503 when it cannot be loaded. */
-  async session(id: string): Promise<Session> {
-    const slot = this.slots.get(id);
-    if (!slot) throw new ClientError(404, 'unknown_model', `no model "${id}"; models: ${[...this.slots.keys()].join(', ')}`);
+  async session(entry: ModelEntry): Promise<Session> {
+    const slot = this.slots.get(modelKey(entry));
+    if (!slot) throw new ClientError(404, 'unknown_model', `model "${entry.id}" (${entry.file}) is not in a manifest served`);
     slot.lastUsed = ++this.clock;
-    if (slot.error) throw new ClientError(503, 'model_unavailable', `model "${id}" is unavailable: ${slot.error}`);
+    if (slot.error) throw new ClientError(503, 'model_unavailable', `model "${entry.id}" is unavailable: ${slot.error}`);
     slot.session ??= this.create(slot);
     try {
       return await slot.session;
     } catch (err) {
-      throw new ClientError(503, 'model_unavailable', `model "${id}" is unavailable: ${(err as Error).message}`);
+      throw new ClientError(503, 'model_unavailable', `model "${entry.id}" is unavailable: ${(err as Error).message}`);
     }
   }
 
@@ -148,6 +241,9 @@ export class ModelPool {
       if (grew > 0) slot.cost = grew;
       slot.measured = grew > 0 || slot.measured;
       slot.ready = session;
+      this.live.set(session, slot.entry.file);
+      // Dropped while it was being made: nothing will ask for it.
+      this.releaseIfDropped(slot);
       if (!slot.marked.session) {
         slot.marked.session = true;
         markStartup(`session-created:${slot.entry.id}`);
@@ -167,9 +263,7 @@ export class ModelPool {
     let used = [...this.slots.values()].filter((s) => s.ready && s !== slot).reduce((sum, s) => sum + s.cost, 0);
     for (const victim of loaded().sort((a, b) => a.lastUsed - b.lastUsed)) {
       if (used + slot.cost <= this.budgetBytes) break;
-      const session = victim.ready!;
-      victim.ready = undefined;
-      victim.session = undefined;
+      const session = this.unload(victim);
       used -= victim.cost;
       await session.release();
     }
@@ -177,7 +271,7 @@ export class ModelPool {
 
   /** Run a model on an NCHW float batch; returns logits, one row per image. */
   async run(entry: ModelEntry, input: Float32Array, batch: number): Promise<Float32Array[]> {
-    const slot = this.slots.get(entry.id);
+    const slot = this.slots.get(modelKey(entry));
     if (slot) slot.active++;
     let out: Awaited<ReturnType<Session['run']>>;
     const { channels, height, width } = entry.input;
@@ -186,10 +280,13 @@ export class ModelPool {
       // A loaded session is used as is (no extra await: this is the per-image path).
       let session = slot?.ready;
       if (session) slot!.lastUsed = ++this.clock;
-      else session = await this.session(entry.id);
+      else session = await this.session(entry);
       out = await session.run({ [entry.input.name]: tensor });
     } finally {
-      if (slot) slot.active--;
+      if (slot) {
+        slot.active--;
+        this.releaseIfDropped(slot);
+      }
     }
     const logits = out[entry.output];
     if (!logits) throw new Error(`model "${entry.id}" has no output "${entry.output}"`);

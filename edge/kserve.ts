@@ -4,9 +4,9 @@
  * gets a BYTES tensor [batch, k] of "score:index:label" strings (score = the model's output
  * value, as Triton does). Every model has one version, "1".
  */
-import type { Hono, MiddlewareHandler } from 'hono';
+import type { Context, Hono, MiddlewareHandler } from 'hono';
 import { z } from 'zod';
-import type { Manifest, ModelEntry } from '../shared/manifest.ts';
+import type { ModelEntry } from '../shared/manifest.ts';
 import { ClientError } from './decode.ts';
 import type { ModelPool } from './engine.ts';
 import type { Env, Limits } from './app.ts';
@@ -43,11 +43,14 @@ function flatNumbers(data: unknown[], what: string): Float32Array {
   return out;
 }
 
-export function kserveRoutes(app: Hono<Env>, ctx: { manifest: Manifest; pool: ModelPool; limits: Limits; limitBody: MiddlewareHandler }): void {
-  const { manifest, pool, limits } = ctx;
-  const find = (name: string, version?: string): ModelEntry => {
-    const entry = manifest.models.find((m) => m.id === name);
-    if (!entry) throw new ClientError(404, 'unknown_model', `no model "${name}"; models: ${manifest.models.map((m) => m.id).join(', ')}`);
+export function kserveRoutes(app: Hono<Env>, ctx: { pool: ModelPool; limits: Limits; limitBody: MiddlewareHandler }): void {
+  const { pool, limits } = ctx;
+  /** The models of the set the request answers from. */
+  const modelsOf = (c: Context<Env>) => c.get('modelSet').manifest.models;
+  const find = (c: Context<Env>, name: string, version?: string): ModelEntry => {
+    const models = modelsOf(c);
+    const entry = models.find((m) => m.id === name);
+    if (!entry) throw new ClientError(404, 'unknown_model', `no model "${name}"; models: ${models.map((m) => m.id).join(', ')}`);
     if (version !== undefined && version !== VERSION) throw new ClientError(404, 'unknown_version', `model "${name}" has only version ${VERSION}`);
     return entry;
   };
@@ -63,23 +66,23 @@ export function kserveRoutes(app: Hono<Env>, ctx: { manifest: Manifest; pool: Mo
   app.get('/v2', (c) => c.json({ name: 'facet', version: '0.1.0', extensions: ['classification', 'model_repository_index'] }));
   app.get('/v2/health/live', (c) => c.json({ live: true }));
   app.get('/v2/health/ready', async (c) => {
-    const results = await Promise.allSettled(manifest.models.map((m) => pool.session(m.id)));
+    const results = await Promise.allSettled(modelsOf(c).map((m) => pool.session(m)));
     const ready = results.every((r) => r.status === 'fulfilled');
     return c.json({ ready }, ready ? 200 : 503);
   });
-  app.get('/v2/models', (c) => c.json({ models: manifest.models.map((m) => ({ name: m.id, versions: [VERSION] })) }));
-  app.get('/v2/models/:name', (c) => c.json(metadata(find(c.req.param('name')))));
-  app.get('/v2/models/:name/versions/:version', (c) => c.json(metadata(find(c.req.param('name'), c.req.param('version')))));
-  const ready = async (name: string, version?: string) => {
-    const entry = find(name, version);
-    await pool.session(entry.id); // 503 if it cannot load
+  app.get('/v2/models', (c) => c.json({ models: modelsOf(c).map((m) => ({ name: m.id, versions: [VERSION] })) }));
+  app.get('/v2/models/:name', (c) => c.json(metadata(find(c, c.req.param('name')))));
+  app.get('/v2/models/:name/versions/:version', (c) => c.json(metadata(find(c, c.req.param('name'), c.req.param('version')))));
+  const ready = async (c: Context<Env>, version?: string) => {
+    const entry = find(c, c.req.param('name')!, version);
+    await pool.session(entry); // 503 if it cannot load
     return { name: entry.id, ready: true };
   };
-  app.get('/v2/models/:name/ready', async (c) => c.json(await ready(c.req.param('name'))));
-  app.get('/v2/models/:name/versions/:version/ready', async (c) => c.json(await ready(c.req.param('name'), c.req.param('version'))));
+  app.get('/v2/models/:name/ready', async (c) => c.json(await ready(c)));
+  app.get('/v2/models/:name/versions/:version/ready', async (c) => c.json(await ready(c, c.req.param('version'))));
 
-  const infer = async (name: string, version: string | undefined, body: unknown) => {
-    const entry = find(name, version);
+  const infer = async (c: Context<Env>, version: string | undefined, body: unknown) => {
+    const entry = find(c, c.req.param('name')!, version);
     const parsed = InferRequest.safeParse(body);
     if (!parsed.success) {
       throw new ClientError(400, 'bad_request', `invalid inference request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
@@ -129,8 +132,6 @@ export function kserveRoutes(app: Hono<Env>, ctx: { manifest: Manifest; pool: Mo
       throw new ClientError(400, 'bad_request', `malformed JSON body: ${(err as Error).message}`);
     }
   };
-  app.post('/v2/models/:name/infer', ctx.limitBody, async (c) => c.json(await infer(c.req.param('name'), undefined, await readJson(c))));
-  app.post('/v2/models/:name/versions/:version/infer', ctx.limitBody, async (c) =>
-    c.json(await infer(c.req.param('name'), c.req.param('version'), await readJson(c))),
-  );
+  app.post('/v2/models/:name/infer', ctx.limitBody, async (c) => c.json(await infer(c, undefined, await readJson(c))));
+  app.post('/v2/models/:name/versions/:version/infer', ctx.limitBody, async (c) => c.json(await infer(c, c.req.param('version'), await readJson(c))));
 }

@@ -1,8 +1,10 @@
 /**
  * Node entry: `tsx edge/node.ts [--port 8788] [--models DIR]`, or bundled (scripts/build-edge.ts)
  * and started with plain node by `npm run serve:node`. Env: PORT, FACET_MODELS,
- * FACET_API_KEY, FACET_CORS (comma-separated origins or *). Also used by Bun and Deno (see
- * bun.ts, deno.ts), which differ only in how they listen.
+ * FACET_API_KEY, FACET_CORS (comma-separated origins or *), FACET_RELOAD_POLL_MS,
+ * FACET_RELOAD_WATCH. Also used by Bun and Deno (see bun.ts, deno.ts), which differ only in how
+ * they listen: the app, and the models folder watch that switches it to a new manifest, are
+ * built here for all three.
  */
 import { existsSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
@@ -17,7 +19,12 @@ export interface ServerConfig {
   modelsDir: string;
   apiKey?: string;
   cors?: string[] | '*';
+  /** How a new manifest in the models folder is noticed (edge/watch-models.ts). */
+  reload: { watch: boolean; pollMs: number };
 }
+
+/** Milliseconds between periodic checks of the models folder, when FACET_RELOAD_POLL_MS is not set. */
+export const DEFAULT_RELOAD_POLL_MS = 5000;
 
 /** Default models: the shipped ones if compiled, else the test fixtures (said on startup). */
 export const DEFAULT_MODELS = ['models/fashion-mnist', 'test/fixtures/edge/models'];
@@ -31,12 +38,17 @@ export async function serverConfig(argv: string[], env: Record<string, string | 
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`port must be an integer 0–65535; got ${arg('port') ?? env.PORT}`);
   const modelsDir = arg('models') ?? env.FACET_MODELS ?? DEFAULT_MODELS.find((d) => exists(`${d}/manifest.json`)) ?? DEFAULT_MODELS[0]!;
   const corsValue = env.FACET_CORS;
+  const pollText = env.FACET_RELOAD_POLL_MS?.trim() || String(DEFAULT_RELOAD_POLL_MS);
+  if (!/^\d+$/.test(pollText)) throw new Error(`FACET_RELOAD_POLL_MS must be a whole number of milliseconds (0: no periodic check); got "${env.FACET_RELOAD_POLL_MS}"`);
+  const watchText = env.FACET_RELOAD_WATCH?.trim() || '1';
+  if (watchText !== '0' && watchText !== '1') throw new Error(`FACET_RELOAD_WATCH must be 1 (watch the models folder) or 0 (do not); got "${env.FACET_RELOAD_WATCH}"`);
   return {
     port,
     host: arg('host') ?? env.HOST ?? '127.0.0.1',
     modelsDir,
     apiKey: env.FACET_API_KEY || undefined,
     cors: corsValue ? (corsValue === '*' ? '*' : corsValue.split(',').map((s) => s.trim())) : undefined,
+    reload: { watch: watchText === '1', pollMs: Number(pollText) },
   };
 }
 
@@ -48,13 +60,17 @@ export async function serverConfig(argv: string[], env: Record<string, string | 
  * holds for dist/edge-node.mjs. Starts onnxruntime's warm-up, without waiting for it.
  */
 export async function buildServerApp(config: ServerConfig, wasm: Promise<CompiledWasm> = compileWasmFromNodeModules()): Promise<FacetApp> {
-  const [{ createApp }, { FsModelStore }] = await Promise.all([import('./app.ts'), import('./store-fs.ts')]);
+  const [{ createApp }, { FsModelStore }, { watchModelsFolder }] = await Promise.all([import('./app.ts'), import('./store-fs.ts'), import('./watch-models.ts')]);
   markStartup('modules-loaded');
-  const facet = await createApp({ store: new FsModelStore(config.modelsDir), wasm: await wasm, apiKey: config.apiKey, cors: config.cors });
+  const store = new FsModelStore(config.modelsDir);
+  const facet = await createApp({ store, wasm: await wasm, apiKey: config.apiKey, cors: config.cors });
   markStartup('app-created');
   // A server starts before its first request: initialise onnxruntime now (ModelPool.warmUp),
   // while the process gets to listening and the first request is on its way.
   void facet.pool.warmUp();
+  // A compile or `facet subtasks remove` publishes a new manifest into the folder: serve it
+  // without a restart (edge/served-models.ts says how the switch keeps requests whole).
+  watchModelsFolder(store.location, () => facet.models.check(), config.reload);
   return facet;
 }
 

@@ -25,6 +25,15 @@ export function openApiDocument(limits: Limits) {
         },
         ClassRef: { type: 'object', properties: { index: { type: 'integer' }, label: { type: 'string' } } },
         Prediction: { type: 'object', properties: { label: { type: 'string' }, index: { type: 'integer' }, score: { type: 'number' } } },
+        ManifestServed: {
+          type: 'object',
+          description: 'The manifest this answer comes from.',
+          properties: {
+            sha256: { type: 'string', description: 'sha256 of the manifest file (compare with `sha256sum manifest.json`).' },
+            createdAt: { type: 'string', description: 'When the compiler wrote it.' },
+            servedSince: { type: 'string', description: 'When this process started serving it.' },
+          },
+        },
         Model: {
           type: 'object',
           properties: {
@@ -95,9 +104,31 @@ export function openApiDocument(limits: Limits) {
           },
         },
       },
-      '/v1/models': { get: { summary: 'Models with classes, MACs, params and accuracies.', security: [{ bearer: [] }, {}], responses: { 200: json({ type: 'object' }) } } },
+      '/v1/models': {
+        get: {
+          summary: 'Models with classes, MACs, params and accuracies, and the manifest served (sha256, createdAt, servedSince).',
+          security: [{ bearer: [] }, {}],
+          responses: { 200: json({ type: 'object', properties: { manifest: { $ref: '#/components/schemas/ManifestServed' } } }) },
+        },
+      },
       '/healthz': { get: { summary: 'Process is alive.', responses: { 200: json({ type: 'object' }) } } },
-      '/readyz': { get: { summary: 'All models load.', responses: { 200: json({ type: 'object' }), 503: json({ type: 'object' }, 'Some model cannot load') } } },
+      '/readyz': {
+        get: {
+          summary: 'All models of the manifest served load.',
+          responses: { 200: json({ type: 'object', properties: { manifest: { $ref: '#/components/schemas/ManifestServed' } } }), 503: json({ type: 'object' }, 'Some model cannot load') },
+        },
+      },
+      '/admin/reload': {
+        post: {
+          summary: 'Check the models folder now and serve its manifest if it changed and every model file matches it (Node, Bun and Deno also check on their own).',
+          security: [{ bearer: [] }, {}],
+          responses: {
+            200: json({ type: 'object', properties: { status: { enum: ['reloaded', 'unchanged'] }, manifest: { $ref: '#/components/schemas/ManifestServed' }, models: { type: 'array', items: { type: 'string' } } } }),
+            401: errorResponse('API key missing or wrong.'),
+            422: errorResponse('The manifest in the folder was refused (invalid, or a model file does not match it); `manifest` names the one still served.'),
+          },
+        },
+      },
       '/metrics': { get: { summary: 'Prometheus text metrics.', responses: { 200: { description: 'OK', content: { 'text/plain': {} } } } } },
       '/v2': { get: { summary: 'Open Inference Protocol server metadata.', responses: { 200: json({ type: 'object' }) } } },
       '/v2/health/live': { get: { summary: 'OIP liveness.', responses: { 200: json({ type: 'object' }) } } },

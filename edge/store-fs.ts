@@ -8,14 +8,8 @@ export class FsModelStore implements ModelStore {
   constructor(dir: string) {
     this.location = resolve(dir);
   }
-  async manifest(): Promise<unknown> {
-    const path = join(this.location, 'manifest.json');
-    const text = await readFile(path, 'utf8');
-    try {
-      return JSON.parse(text);
-    } catch (err) {
-      throw new Error(`${path} is not JSON: ${(err as Error).message}`);
-    }
+  async manifestText(): Promise<string> {
+    return readFile(join(this.location, 'manifest.json'), 'utf8');
   }
   async modelBytes(file: string): Promise<Uint8Array> {
     // The manifest schema only admits plain file names, so this cannot leave the folder.

@@ -6,26 +6,42 @@
 import { parseManifest, type Manifest, type ModelEntry } from '../shared/manifest.ts';
 
 export interface ModelStore {
-  /** The raw manifest JSON (validated by loadManifest). */
-  manifest(): Promise<unknown>;
+  /** The manifest file's text, as stored (parsed and validated by parseManifestText; its sha256 names the version served). */
+  manifestText(): Promise<string>;
   /** The bytes of the model file named by `file` in the manifest. */
   modelBytes(file: string): Promise<Uint8Array>;
   /** Human-readable location, used in error messages. */
   readonly location: string;
 }
 
-/** Read and validate the manifest; throws an Error naming the location and every problem. */
-export async function loadManifest(store: ModelStore): Promise<Manifest> {
-  let json: unknown;
+/** The manifest's text; throws an Error naming the location when it cannot be read. */
+export async function readManifestText(store: ModelStore): Promise<string> {
   try {
-    json = await store.manifest();
+    return await store.manifestText();
   } catch (err) {
     throw new Error(`cannot read the model manifest at ${store.location}: ${(err as Error).message}`);
   }
-  return parseManifest(json, `${store.location}/manifest.json`);
 }
 
-export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+/** Parse and validate a manifest's text; throws an Error naming the file and every problem. */
+export function parseManifestText(text: string, store: ModelStore): Manifest {
+  const file = `${store.location}/manifest.json`;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file} is not JSON: ${(err as Error).message}`);
+  }
+  return parseManifest(json, file);
+}
+
+/** Read and validate the manifest; throws an Error naming the location and every problem. */
+export async function loadManifest(store: ModelStore): Promise<Manifest> {
+  return parseManifestText(await readManifestText(store), store);
+}
+
+export async function sha256Hex(data: Uint8Array | string): Promise<string> {
+  const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
   const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
   let hex = '';
   for (const b of digest) hex += b.toString(16).padStart(2, '0');
@@ -48,15 +64,17 @@ export async function verifiedModelBytes(store: ModelStore, entry: ModelEntry): 
 /** Models held in memory: tests, and anything that already has the bytes. */
 export class MemoryModelStore implements ModelStore {
   readonly location: string;
+  private readonly text: string;
   constructor(
-    private readonly manifestJson: unknown,
+    manifestJson: unknown,
     private readonly files: Map<string, Uint8Array>,
     location = 'memory',
   ) {
+    this.text = JSON.stringify(manifestJson);
     this.location = location;
   }
-  async manifest(): Promise<unknown> {
-    return this.manifestJson;
+  async manifestText(): Promise<string> {
+    return this.text;
   }
   async modelBytes(file: string): Promise<Uint8Array> {
     const bytes = this.files.get(file);
@@ -80,13 +98,8 @@ export class FetchModelStore implements ModelStore {
     if (!response.ok) throw new Error(`${this.location}/${file}: HTTP ${response.status}`);
     return response;
   }
-  async manifest(): Promise<unknown> {
-    const text = await (await this.get('manifest.json')).text();
-    try {
-      return JSON.parse(text);
-    } catch (err) {
-      throw new Error(`manifest.json is not JSON: ${(err as Error).message}`);
-    }
+  async manifestText(): Promise<string> {
+    return (await this.get('manifest.json')).text();
   }
   async modelBytes(file: string): Promise<Uint8Array> {
     return new Uint8Array(await (await this.get(file)).arrayBuffer());

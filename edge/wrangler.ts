@@ -1,7 +1,12 @@
 /**
  * `npm start` / `npm run deploy`: run wrangler with the model folder as the Worker's static
- * assets — the compiled models (models/fashion-mnist) when they exist, else the test fixture
- * models (said loudly). Local dev binds loopback only, sends no telemetry and needs no login.
+ * assets — FACET_MODELS, else the compiled models (models/fashion-mnist) when they exist, else
+ * the test fixture models (said loudly). Local dev binds loopback only, sends no telemetry and
+ * needs no login.
+ *
+ * A deploy uploads the folder as it is then, so a subtask compiled into it (or removed with
+ * `facet subtasks remove`) reaches Workers with the next `npm run deploy`: Workers cannot watch
+ * files, and a deploy starts new isolates, which read the new manifest on their first request.
  *
  *   tsx edge/wrangler.ts dev [--port 8787] [more wrangler args]
  *   tsx edge/wrangler.ts deploy [--dry-run --outdir DIR]
@@ -18,7 +23,7 @@ if (!models) {
   console.error(`facet edge: no models found (looked for ${DEFAULT_MODELS.map((d) => `${d}/manifest.json`).join(', ')}); run the compiler or scripts/make-fixture-models.ts`);
   process.exit(1);
 }
-if (models !== DEFAULT_MODELS[0]) console.warn(`facet edge: ${DEFAULT_MODELS[0]} has no manifest.json yet; serving the test fixture models from ${models}`);
+if (!process.env.FACET_MODELS && models !== DEFAULT_MODELS[0]) console.warn(`facet edge: ${DEFAULT_MODELS[0]} has no manifest.json yet; serving the test fixture models from ${models}`);
 
 // wrangler bundles the committed demo script; refresh it first so start/deploy never ship a stale one.
 {

@@ -20,7 +20,7 @@ const LABELS = DATASET_LABELS['fashion-mnist'];
 const MEAN = [0.286];
 const STD = [0.353];
 
-interface FixtureSpec {
+export interface FixtureSpec {
   id: string;
   subtask: string | null;
   classes: number[];
@@ -48,31 +48,39 @@ function writeAtomic(path: string, bytes: Uint8Array): void {
   renameSync(tmp, path);
 }
 
+/**
+ * One fixture model: its ONNX bytes and its manifest entry but for the fields that come from the
+ * bytes (file, bytes, sha256), the shape compiler/pipeline/publish.ts commits. Tests use it to
+ * publish a new subtask into a models folder a server is serving.
+ */
+export function fixtureModel(spec: FixtureSpec): { entry: Omit<ModelEntry, 'file' | 'bytes' | 'sha256'>; onnx: Uint8Array } {
+  const graph = vgg({ stages: spec.stages, input: [28, 28, 1], classes: spec.classes.length, head: 'gap' });
+  const params = initParams(graph, new Rng(spec.seed));
+  const labels = spec.classes.map((i) => LABELS[i]!);
+  const onnx = exportOnnx(graph, params, { labels, mean: MEAN, std: STD, classes: spec.classes });
+  const { macs, params: count } = countGraph(graph);
+  const entry = {
+    id: spec.id,
+    subtask: spec.subtask,
+    classes: spec.classes.map((index) => ({ index, label: LABELS[index]! })),
+    input: { name: 'input', layout: 'NCHW' as const, height: 28, width: 28, channels: 1 as const, mean: MEAN, std: STD },
+    output: 'logits',
+    macs,
+    params: count,
+    accuracy: null,
+    latencyMs: null,
+    configHash: `fixture-seed-${spec.seed}`,
+  };
+  return { entry, onnx };
+}
+
 export function makeFixtureModels(outDir: string): Manifest {
   mkdirSync(outDir, { recursive: true });
   const models: ModelEntry[] = FIXTURE_SPECS.map((spec) => {
-    const graph = vgg({ stages: spec.stages, input: [28, 28, 1], classes: spec.classes.length, head: 'gap' });
-    const params = initParams(graph, new Rng(spec.seed));
-    const labels = spec.classes.map((i) => LABELS[i]!);
-    const bytes = exportOnnx(graph, params, { labels, mean: MEAN, std: STD, classes: spec.classes });
+    const { entry, onnx } = fixtureModel(spec);
     const file = `${spec.id}.onnx`;
-    writeAtomic(join(outDir, file), bytes);
-    const { macs, params: count } = countGraph(graph);
-    return {
-      id: spec.id,
-      subtask: spec.subtask,
-      file,
-      classes: spec.classes.map((index) => ({ index, label: LABELS[index]! })),
-      input: { name: 'input', layout: 'NCHW', height: 28, width: 28, channels: 1, mean: MEAN, std: STD },
-      output: 'logits',
-      macs,
-      params: count,
-      bytes: bytes.length,
-      sha256: createHash('sha256').update(bytes).digest('hex'),
-      accuracy: null,
-      latencyMs: null,
-      configHash: `fixture-seed-${spec.seed}`,
-    };
+    writeAtomic(join(outDir, file), onnx);
+    return { ...entry, file, bytes: onnx.length, sha256: createHash('sha256').update(onnx).digest('hex') };
   });
   const manifest = parseManifest(
     {

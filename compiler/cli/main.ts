@@ -11,6 +11,7 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   train: () => import('./commands/train.ts'),
   export: () => import('./commands/export.ts'),
   compile: () => import('./commands/compile.ts'),
+  subtasks: () => import('./commands/subtasks.ts'),
   info: () => import('./commands/info.ts'),
 };
 

@@ -20,7 +20,8 @@ import { parseGraphJson } from '../graph/arch.ts';
 import { sha256File, writeFileAtomic, type StageResult } from './cache.ts';
 import { ONNX_FILE, readEval, type PublishEnv } from './compile.ts';
 import { medianLatencyMs, toAccuracyReport } from './evaluate.ts';
-import { readOutcome } from './subtasks.ts';
+import { renderReportHtml, type Report } from './report.ts';
+import { readOutcome, type SubtaskOutcome } from './subtasks.ts';
 
 export const MANIFEST_FILE = 'manifest.json';
 const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
@@ -199,4 +200,60 @@ export async function publishSubtasks(outDir: string, configHash: string, result
   );
   log(`manifest: ${manifest.models.length} → ${staged.length + kept.length + 1} models`);
   return files;
+}
+
+/** The report files beside a manifest: report.json (the data) and report.html (rendered from it). */
+export const REPORT_FILES = { json: 'report.json', html: 'report.html' } as const;
+
+/**
+ * Updates the subtask rows of the report in `dir`: rows named in `drop` go, `add` are appended,
+ * and report.html is rendered again from the result. A folder without a report.json (a `--from`
+ * folder may have none) is left without; an unreadable one is left as it is, with a log line
+ * (the models are published by then, and the report only describes them). Returns the files written.
+ */
+export async function updateReportSubtasks(dir: string, drop: ReadonlySet<string>, add: SubtaskOutcome[], log: (line: string) => void): Promise<string[]> {
+  const file = join(dir, REPORT_FILES.json);
+  let report: Report;
+  try {
+    report = JSON.parse(await readFile(file, 'utf8')) as Report;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log(`${file}: not updated, it cannot be read: ${(err as Error).message}`);
+    return [];
+  }
+  const next: Report = { ...report, subtasks: [...(report.subtasks ?? []).filter((o) => !drop.has(o.name)), ...add] };
+  const html = join(dir, REPORT_FILES.html);
+  await writeFileAtomic(file, JSON.stringify(next, null, 1));
+  await writeFileAtomic(html, renderReportHtml(next));
+  return [file, html];
+}
+
+/** A subtask name that cannot be removed: the user's mistake, not the folder's. */
+export class SubtaskNameError extends Error {
+  override name = 'SubtaskNameError';
+}
+
+/**
+ * Removes subtask models from the models folder `dir` with the same commit as a compile's
+ * publish (commitModels: the manifest's rename commits, then the files it no longer names are
+ * deleted), so a server serving the folder sees the set with them or without them, never a mix;
+ * their rows leave the report. The full model cannot be removed: it answers every request that
+ * no subtask covers. Throws SubtaskNameError for a name that is not a subtask of the manifest,
+ * naming the manifest and the subtasks it has, before anything is written.
+ */
+export async function removeSubtasks(dir: string, names: string[], log: (line: string) => void = () => {}): Promise<{ removed: ModelEntry[]; manifest: Manifest; files: string[] }> {
+  const file = join(dir, MANIFEST_FILE);
+  const manifest = await readManifest(dir);
+  if (!manifest) throw new Error(`${file}: missing; is ${dir} a models folder written by facet compile?`);
+  const subtasks = manifest.models.filter((m) => m.subtask !== null);
+  const full = manifest.models.find((m) => m.subtask === null)!;
+  const removed = names.map((name) => {
+    if (name === full.id) throw new SubtaskNameError(`"${name}" is the full model of ${file}, which cannot be removed: it answers every request that no subtask covers`);
+    const entry = subtasks.find((m) => m.subtask === name);
+    if (!entry) throw new SubtaskNameError(`${file} has no subtask "${name}"; its subtasks: ${subtasks.map((m) => m.subtask).join(', ') || '(none)'}`);
+    return entry;
+  });
+  const gone = new Set(removed);
+  const files = await commitModels(dir, [], () => ({ ...manifest, createdAt: new Date().toISOString(), models: manifest.models.filter((m) => !gone.has(m)) }), log);
+  files.push(...(await updateReportSubtasks(dir, new Set(removed.map((m) => m.subtask!)), [], log)));
+  return { removed, manifest: (await readManifest(dir))!, files };
 }

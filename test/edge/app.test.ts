@@ -70,7 +70,7 @@ describe('health, models, docs', () => {
   it('documents every route in /openapi.json', async () => {
     const doc = (await (await facet.app.request('/openapi.json')).json()) as Json;
     expect(doc.openapi).toBe('3.1.0');
-    for (const p of ['/v1/classify', '/v1/models', '/healthz', '/readyz', '/metrics', '/v2/health/live', '/v2/health/ready', '/v2/models/{name}', '/v2/models/{name}/ready', '/v2/models/{name}/infer']) {
+    for (const p of ['/v1/classify', '/v1/models', '/healthz', '/readyz', '/admin/reload', '/metrics', '/v2/health/live', '/v2/health/ready', '/v2/models/{name}', '/v2/models/{name}/ready', '/v2/models/{name}/infer']) {
       expect(doc.paths[p], p).toBeDefined();
     }
   });

@@ -160,13 +160,13 @@ export function command(runtime: RuntimeName, port: number, modelsDir: string, e
  * wrangler dev can reload its worker once just after it first answers, and a request caught
  * in that reload gets "Your worker restarted mid-request".
  */
-export async function startServer(runtime: RuntimeName, modelsDir: string, options: { ready?: boolean; timeoutMs?: number } = {}): Promise<RunningServer> {
+export async function startServer(runtime: RuntimeName, modelsDir: string, options: { ready?: boolean; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<RunningServer> {
   const timeoutMs = options.timeoutMs ?? 90_000;
   const [port, extraPort] = [await freePort(), await freePort()];
   const worker = runtime === 'workerd' ? prebuiltWorker(modelsDir) : undefined;
   const { cmd, args, env } = command(runtime, port, modelsDir, extraPort, worker?.config);
   const started = performance.now();
-  const child = spawn(cmd, args, { env: { ...process.env, ...env, FACET_API_KEY: '', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, { env: { ...process.env, ...env, FACET_API_KEY: '', NO_COLOR: '1', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));

@@ -63,11 +63,12 @@ describe('onnxruntime warm-up', () => {
     try {
       const broken = { InferenceSession: { create: () => Promise.reject(new Error('no wasm here')) } } as unknown as Ort;
       const store = new FsModelStore(FIXTURE_MODELS);
-      const pool = new ModelPool(broken, store, await loadManifest(store));
+      const manifest = await loadManifest(store);
+      const pool = new ModelPool(broken, store, manifest);
       await expect(pool.warmUp()).resolves.toBeUndefined();
       expect(warn).toHaveBeenCalledWith(expect.stringContaining('no wasm here'));
       // The next session is still attempted (and fails for its own reason, reported as a 503).
-      await expect(pool.session('tops')).rejects.toMatchObject({ status: 503, message: expect.stringContaining('no wasm here') });
+      await expect(pool.session(manifest.models.find((m) => m.id === 'tops')!)).rejects.toMatchObject({ status: 503, message: expect.stringContaining('no wasm here') });
     } finally {
       warn.mockRestore();
     }

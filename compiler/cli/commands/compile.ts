@@ -2,7 +2,6 @@
 import { join } from 'node:path';
 import { type Command, UsageError, parseFlags } from '../command.ts';
 import { ENGINE_FLAGS, ENGINE_HELP, engineOptions } from '../engine-flags.ts';
-import type { Report } from '../../pipeline/report.ts';
 
 const HELP = `Usage: facet compile --config FILE [options]
 
@@ -31,7 +30,9 @@ Subtasks (CATRO-pruned models for class subsets; see docs/catro.md)
   cached stage each).
   --subtask NAME=A,B,C  compile only this subtask (labels or indices), adding it or replacing
                         one of that name; other subtasks in the manifest stay as they are.
-                        Repeatable.
+                        Repeatable. A server serving the output directory (Node, Bun, Deno)
+                        switches to the new manifest without a restart; list or remove
+                        subtasks with facet subtasks.
   --flops F             MACs budget of the --subtask models as a fraction of the full
                         model's (default 0.25)
   --keep R | --keep LAYER=R,LAYER=R
@@ -124,7 +125,7 @@ export const command: Command = {
       if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got "${values.seed}"`);
       config = { ...config, seed };
     }
-    const [{ compile }, { stageImpls, loadCompileData }, { reportTableMarkdown, formatDuration, renderReportHtml }, { createProgress }] = await Promise.all([
+    const [{ compile }, { stageImpls, loadCompileData }, { reportTableMarkdown, formatDuration }, { createProgress }] = await Promise.all([
       import('../../pipeline/compile.ts'),
       import('../../pipeline/stages.ts'),
       import('../../pipeline/report.ts'),
@@ -178,25 +179,11 @@ export const command: Command = {
     const { configHash } = await import('../../pipeline/compile.ts');
     const results = await sub.runSubtasks({ config, data, full, cacheDir, baselines: values.baselines, quick: values.quick, progress, log, engine });
     const outcomes = await Promise.all([...results.values()].map(sub.readOutcome));
-    const { publishSubtasks } = await import('../../pipeline/publish.ts');
+    const { publishSubtasks, updateReportSubtasks } = await import('../../pipeline/publish.ts');
     const files = await publishSubtasks(outDir, configHash(config), results, log);
-    const reportFile = join(outDir, 'report.json');
-    const { readFile } = await import('node:fs/promises');
-    const { writeFileAtomic } = await import('../../pipeline/cache.ts');
-    let report: Record<string, unknown> | undefined;
-    try {
-      report = JSON.parse(await readFile(reportFile, 'utf8')) as Record<string, unknown>;
-    } catch {
-      // A --from directory may have no report; the table below is the record then.
-    }
-    if (report) {
-      const kept = ((report.subtasks as { name: string }[] | undefined) ?? []).filter((o) => !results.has(o.name));
-      const next = { ...report, subtasks: [...kept, ...outcomes] };
-      await writeFileAtomic(reportFile, JSON.stringify(next, null, 1));
-      // report.html was rendered before the subtask stages ran: render it again with them.
-      await writeFileAtomic(join(outDir, 'report.html'), renderReportHtml(next as unknown as Report));
-      files.push(reportFile, join(outDir, 'report.html'));
-    }
+    // report.html was rendered before the subtask stages ran: render it again with them. A
+    // --from directory may have no report; the table below is the record then.
+    files.push(...(await updateReportSubtasks(outDir, new Set(results.keys()), outcomes, log)));
     console.log(`\n${sub.subtaskTableMarkdown(outcomes)}`);
     console.log(`\n${outcomes.length} subtask(s) in ${formatDuration(performance.now() - t0)}. Wrote ${files.join(', ')}`);
   },
