@@ -13,6 +13,7 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   compile: () => import('./commands/compile.ts'),
   subtasks: () => import('./commands/subtasks.ts'),
   info: () => import('./commands/info.ts'),
+  doctor: () => import('./commands/doctor.ts'),
 };
 
 async function load(name: string): Promise<Command | undefined> {

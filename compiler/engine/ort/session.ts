@@ -64,7 +64,8 @@ export function probeProviders(): Promise<ProviderReport[]> {
         continue;
       }
       try {
-        const session = await ort.InferenceSession.create(tinyModel(), { executionProviders: [provider] });
+        // Fatal-only logging: a provider that is missing is the answer here, not an error to print.
+        const session = await ort.InferenceSession.create(tinyModel(), { executionProviders: [provider], logSeverityLevel: 4 });
         await session.release();
         reports.push({ provider, available: true, detail: entry.bundled ? 'bundled' : 'installed' });
       } catch (err) {
