@@ -26,7 +26,7 @@
 import type { ConvLayer, Graph, Layer, PoolLayer } from '../../graph/ir.ts';
 import { layerInputs, paramKey, TRAINABLE_PARAMS } from '../../graph/ir.ts';
 import { type ActShape, inferShapes, inputLayer, isMap, windowOut } from '../../graph/shapes.ts';
-import { DT, encodeModel, GraphBuilder, int, ints, str } from '../../onnx/builder.ts';
+import { DT, encodeModel, float, GraphBuilder, int, ints, str } from '../../onnx/builder.ts';
 import { COSINE_EPS, type Objective } from '../../train/objective.ts';
 import type { OptimizerConfig } from '../../train/optimizers.ts';
 import { ortParamShape } from './layout.ts';
@@ -34,10 +34,30 @@ import { ortParamShape } from './layout.ts';
 /**
  * How a conv's weight gradient is computed (each has been measured; see
  * docs/training-engine.md):
- * - `conv`: a Conv of X (channels as batch) by dY (as filters) with dilation = stride;
- * - `matmul`: the k×k shifted views of the padded X stacked as patches, one MatMul with dY.
+ * - `conv`: a Conv of X (channels as the batch) by dY (as filters) with dilation = stride;
+ * - `gemm`: one GEMM per kernel offset, of X's shifted view by dY, each over (N, pixels);
+ * - `patches`: the k² shifted views stacked (im2col of the whole batch), then one GEMM;
+ * - `flat` (stride 1): the batch's padded images laid end to end per channel, [Ci, N·Hp·Wp],
+ *   so each kernel offset's view is one contiguous window of it; dY zero-padded to the same
+ *   grid keeps the windows' spill from one image into the next out of the sums. Strided
+ *   convs fall back to `gemm`.
  */
-export type ConvWeightGradient = 'conv' | 'matmul' | 'gemm';
+export type ConvWeightGradient = 'conv' | 'gemm' | 'patches' | 'flat';
+export const CONV_WEIGHT_GRADIENTS: readonly ConvWeightGradient[] = ['conv', 'gemm', 'patches', 'flat'];
+
+/**
+ * How a conv's input gradient is computed: `convtranspose` (ConvTranspose of dY by W), or
+ * for stride 1 `conv` (a forward Conv of dY by W flipped and transposed, padding k − 1 − p).
+ */
+export type ConvInputGradient = 'convtranspose' | 'conv';
+
+/**
+ * How BN in training mode is written: `elementwise` (x̂ = (x − μ)·σ⁻¹, then γx̂ + β, every
+ * step its own Add/Sub/Mul) or `batchnorm` (onnxruntime's BatchNormalization kernel, fed the
+ * batch statistics, does the per-channel affine maps in one pass each, forward and backward,
+ * and the backward reads x − μ instead of a stored x̂).
+ */
+export type BnFormulation = 'elementwise' | 'batchnorm';
 
 export interface TrainingGraphOptions {
   /** Images per run of this graph (static: onnxruntime plans memory once). */
@@ -51,6 +71,8 @@ export interface TrainingGraphOptions {
   /** Required in `step` mode. */
   optimizer?: OptimizerConfig;
   convWeightGradient?: ConvWeightGradient;
+  convInputGradient?: ConvInputGradient;
+  bn?: BnFormulation;
 }
 
 /** The graph's interface, for the engine that feeds it. */
@@ -181,6 +203,8 @@ interface Ctx {
   /** Parameter gradients by parameter key. */
   paramGrads: Map<string, string>;
   convWeightGradient: ConvWeightGradient;
+  convInputGradient: ConvInputGradient;
+  bn: BnFormulation;
 }
 
 const reduceSum = (c: Ctx, x: string, axes: number[], keep: boolean, hint: string): string => c.b.op1('ReduceSum', [x, c.b.int64s(axes)], hint, [int('keepdims', keep ? 1 : 0)]);
@@ -219,6 +243,17 @@ function forwardLayer(c: Ctx, layer: Layer, stats: { mean: string; variance: str
       const cshape = map ? [1, C, 1, 1] : [1, C];
       const mean = reduceMean(c, x, axes, true, `${name}.mean`);
       const xc = b.op1('Sub', [x, mean], `${name}.xc`);
+      if (c.bn === 'batchnorm') {
+        // Two-pass statistics (Σ(x − μ)², not E[x²] − μ², which loses digits when |μ| ≫ σ).
+        const variance = b.op1('Mul', [b.op1('ReduceSumSquare', [xc], `${name}.ss`, [ints('axes', axes), int('keepdims', 1)]), b.scalar(1 / (map ? c.n * s[0] * s[1] : c.n))], `${name}.var`);
+        const meanC = reshape(c, mean, [C], `${name}.batchmean`);
+        const varC = reshape(c, variance, [C], `${name}.batchvar`);
+        y = b.op1('BatchNormalization', [x, paramKey(name, 'gamma'), paramKey(name, 'beta'), meanC, varC], name, [float('epsilon', layer.eps)]);
+        const invStd = b.op1('Reciprocal', [b.op1('Sqrt', [b.op1('Add', [varC, b.scalar(layer.eps)], `${name}.vareps`)], `${name}.std`)], `${name}.invstd`);
+        stats.push({ layer: name, momentum: layer.momentum, mean: meanC, variance: varC });
+        c.saved.set(name, { xc, invStd });
+        break;
+      }
       const variance = reduceMean(c, b.op1('Mul', [xc, xc], `${name}.sq`), axes, true, `${name}.var`);
       const invStd = b.op1('Reciprocal', [b.op1('Sqrt', [b.op1('Add', [variance, b.scalar(layer.eps)], `${name}.vareps`)], `${name}.std`)], `${name}.invstd`);
       const xhat = b.op1('Mul', [xc, invStd], `${name}.xhat`);
@@ -298,10 +333,17 @@ function backwardLayer(c: Ctx, layer: Layer, dy: string, needsInputGrad: (name: 
       if (layer.bias) c.paramGrads.set(paramKey(name, 'bias'), reduceSum(c, dy, [0, 2, 3], false, `${name}.dbias`));
       c.paramGrads.set(paramKey(name, 'kernel'), convWeightGradient(c, layer, saved.x!, dy, [h, w, ci], [oh, ow]));
       if (wantX) {
-        const outPad = [h + 2 * p - ((oh - 1) * s + k), w + 2 * p - ((ow - 1) * s + k)];
-        const attrs = [ints('kernel_shape', [k, k]), ints('strides', [s, s]), ints('pads', [p, p, p, p])];
-        if (outPad[0]! > 0 || outPad[1]! > 0) attrs.push(ints('output_padding', outPad));
-        addGrad(c, src!, b.op1('ConvTranspose', [dy, paramKey(name, 'kernel')], `${name}.dx`, attrs));
+        if (c.convInputGradient === 'conv' && s === 1 && p <= k - 1) {
+          // dX = dY ⋆ W with W flipped in space and its channel axes swapped: a forward conv.
+          const flipped = b.op1('Slice', [b.op1('Transpose', [paramKey(name, 'kernel')], `${name}.wt`, [ints('perm', [1, 0, 2, 3])]), b.int64s([-1, -1]), b.int64s([-k - 1, -k - 1]), b.int64s([2, 3]), b.int64s([-1, -1])], `${name}.wflip`);
+          const q = k - 1 - p;
+          addGrad(c, src!, b.op1('Conv', [dy, flipped], `${name}.dx`, [ints('kernel_shape', [k, k]), ints('pads', [q, q, q, q])]));
+        } else {
+          const outPad = [h + 2 * p - ((oh - 1) * s + k), w + 2 * p - ((ow - 1) * s + k)];
+          const attrs = [ints('kernel_shape', [k, k]), ints('strides', [s, s]), ints('pads', [p, p, p, p])];
+          if (outPad[0]! > 0 || outPad[1]! > 0) attrs.push(ints('output_padding', outPad));
+          addGrad(c, src!, b.op1('ConvTranspose', [dy, paramKey(name, 'kernel')], `${name}.dx`, attrs));
+        }
       }
       return;
     }
@@ -310,6 +352,28 @@ function backwardLayer(c: Ctx, layer: Layer, dy: string, needsInputGrad: (name: 
       const map = isMap(s);
       const axes = map ? [0, 2, 3] : [0];
       const count = map ? n * s[0] * s[1] : n;
+      if (c.bn === 'batchnorm') {
+        // With xc = x − μ and r = σ⁻¹ (per channel, [C]): dγ = r·Σ dy·xc, dβ = Σ dy, and
+        // dx = a·dy + bx·xc + c0 with a = γr, bx = −a·r·dγ/M, c0 = −a·dβ/M: two affine maps,
+        // each one pass of the BatchNormalization kernel (mean 0, variance 1, epsilon 0).
+        const { xc, invStd } = saved as { xc: string; invStd: string };
+        const C = s[map ? 2 : 0]!;
+        const dbeta = reduceSum(c, dy, axes, false, `${name}.dbeta`);
+        const dgamma = b.op1('Mul', [reduceSum(c, b.op1('Mul', [dy, xc], `${name}.dyxc`), axes, false, `${name}.sumdyxc`), invStd], `${name}.dgamma`);
+        c.paramGrads.set(paramKey(name, 'gamma'), dgamma);
+        c.paramGrads.set(paramKey(name, 'beta'), dbeta);
+        if (wantX) {
+          const a = b.op1('Mul', [paramKey(name, 'gamma'), invStd], `${name}.a`);
+          const negAOverM = b.op1('Mul', [a, b.scalar(-1 / count)], `${name}.negaoverm`);
+          const bx = b.op1('Mul', [b.op1('Mul', [negAOverM, invStd], `${name}.negarm`), dgamma], `${name}.bx`);
+          const c0 = b.op1('Mul', [negAOverM, dbeta], `${name}.c0`);
+          const zeros = b.floats(`${name}.zeros`, [C], new Float32Array(C));
+          const ones = b.floats(`${name}.ones`, [C], new Float32Array(C).fill(1));
+          const affine = (t: string, scale: string, shift: string, hint: string) => b.op1('BatchNormalization', [t, scale, shift, zeros, ones], hint, [float('epsilon', 0)]);
+          addGrad(c, src!, b.op1('Add', [affine(dy, a, c0, `${name}.ady`), affine(xc, bx, zeros, `${name}.bxc`)], `${name}.dx`));
+        }
+        return;
+      }
       const { xhat, invStd, gamma } = saved as { xhat: string; invStd: string; gamma: string };
       const sumDy = reduceSum(c, dy, axes, true, `${name}.sumdy`);
       const sumDyXhat = reduceSum(c, b.op1('Mul', [dy, xhat], `${name}.dyxhat`), axes, true, `${name}.sumdyxhat`);
@@ -401,39 +465,45 @@ function convWeightGradient(c: Ctx, layer: ConvLayer, x: string, dy: string, [h,
     const dym = reshape(c, b.op1('Transpose', [dy], `${name}.dyt`, [ints('perm', [1, 0, 2, 3])]), [co, n * oh * ow], `${name}.dym`);
     return reshape(c, b.op1('Gemm', [dym, xm], `${name}.dw2`, [int('transB', 1)]), [co, ci, 1, 1], `${name}.dkernel`);
   }
-  if (c.convWeightGradient === 'gemm') {
-    // One GEMM over (N, pixels): the k² shifted views of padded X with channels first,
-    // [k²·Ci, N·oh·ow], times dY as [N·oh·ow, Co], gives the kernel as [k, k, Ci, Co].
+  if (c.convWeightGradient === 'flat' && s === 1) {
+    const hp = h + 2 * p;
+    const wp = w + 2 * p;
+    const span = n * hp * wp - ((k - 1) * wp + (k - 1));
+    const xt = b.op1('Transpose', [x], `${name}.xt`, [ints('perm', [1, 0, 2, 3])]);
+    const xp = reshape(c, p > 0 ? b.op1('Pad', [xt, b.int64s([0, 0, p, p, 0, 0, p, p])], `${name}.xpad`) : xt, [ci, n * hp * wp], `${name}.xflat`);
+    // dY on the same Hp×Wp grid (zeros right and below), pixels as rows: [N·Hp·Wp, Co], cut to the span.
+    const dyp = b.op1('Pad', [dy, b.int64s([0, 0, 0, 0, 0, 0, hp - oh, wp - ow])], `${name}.dypad`);
+    const dym = b.op1('Slice', [reshape(c, b.op1('Transpose', [dyp], `${name}.dynhwc`, [ints('perm', [0, 2, 3, 1])]), [n * hp * wp, co], `${name}.dyrows`), b.int64s([0]), b.int64s([span]), b.int64s([0])], `${name}.dym`);
+    const parts: string[] = [];
+    for (let ky = 0; ky < k; ky++) {
+      for (let kx = 0; kx < k; kx++) {
+        const o = ky * wp + kx;
+        const view = b.op1('Slice', [xp, b.int64s([o]), b.int64s([o + span]), b.int64s([1])], `${name}.win${ky}${kx}`);
+        parts.push(b.op1('MatMul', [view, dym], `${name}.dw${ky}${kx}`));
+      }
+    }
+    const dw = b.op1('Concat', parts, `${name}.dwcat`, [int('axis', 0)]);
+    return b.op1('Transpose', [reshape(c, dw, [k, k, ci, co], `${name}.dw4`)], `${name}.dkernel`, [ints('perm', [3, 2, 0, 1])]);
+  }
+  if (c.convWeightGradient === 'gemm' || c.convWeightGradient === 'patches' || c.convWeightGradient === 'flat') {
+    // The kernel as [k, k, Ci, Co]: for each offset (ky, kx), the shifted (strided) view of
+    // padded X with channels first, [Ci, N·oh·ow], times dY as [N·oh·ow, Co]. `gemm` runs one
+    // GEMM per offset; `patches` stacks the k² views and runs one GEMM (a copy of k²·|X| more).
     const xt = b.op1('Transpose', [x], `${name}.xt`, [ints('perm', [1, 0, 2, 3])]);
     const xp = p > 0 ? b.op1('Pad', [xt, b.int64s([0, 0, p, p, 0, 0, p, p])], `${name}.xpad`) : xt;
-    const views: string[] = [];
-    for (let ky = 0; ky < k; ky++) {
-      for (let kx = 0; kx < k; kx++) {
-        views.push(b.op1('Slice', [xp, b.int64s([ky, kx]), b.int64s([ky + (oh - 1) * s + 1, kx + (ow - 1) * s + 1]), b.int64s([2, 3]), b.int64s([s, s])], `${name}.view${ky}${kx}`));
-      }
-    }
-    const patches = reshape(c, b.op1('Concat', views, `${name}.patches`, [int('axis', 0)]), [k * k * ci, n * oh * ow], `${name}.pm`);
     const dym = reshape(c, b.op1('Transpose', [dy], `${name}.dynhwc`, [ints('perm', [0, 2, 3, 1])]), [n * oh * ow, co], `${name}.dym`);
-    const dw = reshape(c, b.op1('MatMul', [patches, dym], `${name}.dwt`), [k, k, ci, co], `${name}.dw4`);
-    return b.op1('Transpose', [dw], `${name}.dkernel`, [ints('perm', [3, 2, 0, 1])]);
-  }
-  if (c.convWeightGradient === 'matmul') {
-    // Patches: the k² shifted (strided) views of padded X, stacked → [N, k²·Ci, oh·ow].
-    const xp = p > 0 ? b.op1('Pad', [x, b.int64s([0, 0, p, p, 0, 0, p, p])], `${name}.xpad`) : x;
     const views: string[] = [];
     for (let ky = 0; ky < k; ky++) {
       for (let kx = 0; kx < k; kx++) {
-        views.push(b.op1('Slice', [xp, b.int64s([ky, kx]), b.int64s([ky + (oh - 1) * s + 1, kx + (ow - 1) * s + 1]), b.int64s([2, 3]), b.int64s([s, s])], `${name}.view${ky}${kx}`));
+        const view = b.op1('Slice', [xp, b.int64s([ky, kx]), b.int64s([ky + (oh - 1) * s + 1, kx + (ow - 1) * s + 1]), b.int64s([2, 3]), b.int64s([s, s])], `${name}.view${ky}${kx}`);
+        views.push(c.convWeightGradient === 'gemm' ? b.op1('MatMul', [reshape(c, view, [ci, n * oh * ow], `${name}.vm${ky}${kx}`), dym], `${name}.dw${ky}${kx}`) : view);
       }
     }
-    // [N, k²·Ci, oh, ow] with channel index (ky·k + kx)·Ci + i.
-    const patches = reshape(c, b.op1('Concat', views, `${name}.patches`, [int('axis', 1)]), [n, k * k * ci, oh * ow], `${name}.pm`);
-    const dym = reshape(c, dy, [n, co, oh * ow], `${name}.dym`);
-    // Σ_n dY_n · P_nᵀ → [Co, k²·Ci]: one batched MatMul, then the sum over N.
-    const per = b.op1('MatMul', [dym, b.op1('Transpose', [patches], `${name}.pt`, [ints('perm', [0, 2, 1])])], `${name}.dwn`);
-    const dw = reduceSum(c, per, [0], false, `${name}.dwsum`);
-    // [Co, k, k, Ci] → [Co, Ci, k, k]
-    return b.op1('Transpose', [reshape(c, dw, [co, k, k, ci], `${name}.dw4`)], `${name}.dkernel`, [ints('perm', [0, 3, 1, 2])]);
+    const dw =
+      c.convWeightGradient === 'gemm'
+        ? b.op1('Concat', views, `${name}.dwcat`, [int('axis', 0)])
+        : b.op1('MatMul', [reshape(c, b.op1('Concat', views, `${name}.patches`, [int('axis', 0)]), [k * k * ci, n * oh * ow], `${name}.pm`), dym], `${name}.dwt`);
+    return b.op1('Transpose', [reshape(c, dw, [k, k, ci, co], `${name}.dw4`)], `${name}.dkernel`, [ints('perm', [3, 2, 0, 1])]);
   }
   // X with channels as the batch, convolved by dY with samples as input channels.
   const xt = b.op1('Transpose', [x], `${name}.xt`, [ints('perm', [1, 0, 2, 3])]);
@@ -566,7 +636,7 @@ export function buildTrainingGraph(graph: Graph, opts: TrainingGraphOptions): Tr
       }
     }
   }
-  const ctx: Ctx = { b, n, shapes, value: new Map(), saved: new Map(), grads: new Map(), paramGrads: new Map(), convWeightGradient: opts.convWeightGradient ?? 'conv' };
+  const ctx: Ctx = { b, n, shapes, value: new Map(), saved: new Map(), grads: new Map(), paramGrads: new Map(), convWeightGradient: opts.convWeightGradient ?? 'conv', convInputGradient: opts.convInputGradient ?? 'convtranspose', bn: opts.bn ?? 'elementwise' };
   // The host batch is NHWC; one channel needs no data movement.
   ctx.value.set(input.name, ch === 1 ? reshape(ctx, 'input', [n, 1, h, w], 'input.nchw') : b.op1('Transpose', ['input'], 'input.nchw', [ints('perm', [0, 3, 1, 2])]));
 
