@@ -84,6 +84,21 @@ function subsample(x: tf.Tensor4D, stride: number): tf.Tensor4D {
   return tf.reshape(cols, [n, hp, wp, c]);
 }
 
+/** Per output position of a padded k×k, stride-s pool, how many window pixels lie in the image: [1, oh, ow, 1]. */
+function inImageCounts(h: number, w: number, k: number, s: number, p: number): tf.Tensor4D {
+  const oh = Math.floor((h + 2 * p - k) / s) + 1;
+  const ow = Math.floor((w + 2 * p - k) / s) + 1;
+  const counts = new Float32Array(oh * ow);
+  for (let y = 0; y < oh; y++) {
+    for (let x = 0; x < ow; x++) {
+      const rows = Math.min(y * s - p + k, h) - Math.max(y * s - p, 0);
+      const cols = Math.min(x * s - p + k, w) - Math.max(x * s - p, 0);
+      counts[y * ow + x] = rows * cols;
+    }
+  }
+  return tf.tensor4d(counts, [1, oh, ow, 1]);
+}
+
 function param(vars: TensorParams, layer: string, name: string): tf.Tensor {
   const t = vars.get(paramKey(layer, name));
   if (!t) throw new Error(`forward: parameter "${paramKey(layer, name)}" is missing`);
@@ -122,10 +137,16 @@ function runLayer(
     case 'add':
       return tf.add(a, ins[1]!);
     case 'maxpool':
+      return tf.maxPool(a as tf.Tensor4D, layer.kernel, layer.stride, layer.pad === 0 ? 'valid' : layer.pad);
     case 'avgpool': {
-      const pad = layer.pad === 0 ? 'valid' : layer.pad;
-      const pool = layer.kind === 'maxpool' ? tf.maxPool : tf.avgPool;
-      return pool(a as tf.Tensor4D, layer.kernel, layer.stride, pad);
+      if (layer.pad === 0) return tf.avgPool(a as tf.Tensor4D, layer.kernel, layer.stride, 'valid');
+      // tfjs's padded AvgPool divides by the in-image count forward but by k² in its gradient;
+      // zero padding, an unpadded pool and the count written out give both right.
+      const [, h, w] = a.shape as [number, number, number, number];
+      const { kernel: k, stride: s, pad: p } = layer;
+      const padded = tf.pad(a as tf.Tensor4D, [[0, 0], [p, p], [p, p], [0, 0]]);
+      const sums = tf.mul(tf.avgPool(padded, k, s, 'valid'), k * k);
+      return tf.div(sums, inImageCounts(h, w, k, s, p));
     }
     case 'globalavgpool':
       return tf.mean(a, [1, 2]);

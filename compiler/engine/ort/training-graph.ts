@@ -59,7 +59,17 @@ export type ConvInputGradient = 'convtranspose' | 'conv';
  */
 export type BnFormulation = 'elementwise' | 'batchnorm';
 
-export interface TrainingGraphOptions {
+/** The choices of how the training graph is written; each is measured in docs/training-engine.md. */
+export interface GraphFormulation {
+  convWeightGradient: ConvWeightGradient;
+  convInputGradient: ConvInputGradient;
+  bn: BnFormulation;
+}
+
+/** The formulation the engine uses unless told otherwise (the fastest measured here). */
+export const DEFAULT_FORMULATION: GraphFormulation = { convWeightGradient: 'flat', convInputGradient: 'conv', bn: 'batchnorm' };
+
+export interface TrainingGraphOptions extends Partial<GraphFormulation> {
   /** Images per run of this graph (static: onnxruntime plans memory once). */
   batch: number;
   objective: Objective;
@@ -70,9 +80,6 @@ export interface TrainingGraphOptions {
   mode: 'step' | 'gradients' | 'statistics';
   /** Required in `step` mode. */
   optimizer?: OptimizerConfig;
-  convWeightGradient?: ConvWeightGradient;
-  convInputGradient?: ConvInputGradient;
-  bn?: BnFormulation;
 }
 
 /** The graph's interface, for the engine that feeds it. */
@@ -146,6 +153,17 @@ export function optimizerScalarValues(opt: OptimizerConfig, step: number, lr: nu
   if ((opt.weightDecay ?? 0) !== 0 && opt.decoupledWeightDecay === true) out.decay_factor = 1 - lr * opt.weightDecay!;
   return out;
 }
+
+function checkFormulation(o: Partial<GraphFormulation>): void {
+  const check = (name: string, v: string | undefined, allowed: readonly string[]) => {
+    if (v !== undefined && !allowed.includes(v)) throw new Error(`training graph: ${name} must be ${allowed.join(', ')}, got "${v}"`);
+  };
+  check('convWeightGradient', o.convWeightGradient, CONV_WEIGHT_GRADIENTS);
+  check('convInputGradient', o.convInputGradient, ['convtranspose', 'conv']);
+  check('bn', o.bn, ['elementwise', 'batchnorm']);
+}
+
+const definedOnly = (o: Partial<GraphFormulation>): Partial<GraphFormulation> => Object.fromEntries(Object.entries({ convWeightGradient: o.convWeightGradient, convInputGradient: o.convInputGradient, bn: o.bn }).filter(([, v]) => v !== undefined));
 
 /** NCHW (or [N, F]) dims of a per-sample NHWC activation shape. */
 const batchDims = (n: number, s: ActShape): number[] => (isMap(s) ? [n, s[2], s[0], s[1]] : [n, s[0]]);
@@ -509,8 +527,10 @@ function convWeightGradient(c: Ctx, layer: ConvLayer, x: string, dy: string, [h,
   const xt = b.op1('Transpose', [x], `${name}.xt`, [ints('perm', [1, 0, 2, 3])]);
   const dyt = b.op1('Transpose', [dy], `${name}.dyt`, [ints('perm', [1, 0, 2, 3])]);
   const g = b.op1('Conv', [xt, dyt], `${name}.dwconv`, [ints('kernel_shape', [oh, ow]), ints('dilations', [s, s]), ints('pads', [p, p, p, p])]);
-  const extent = h + 2 * p - ((oh - 1) * s + 1) + 1;
-  const cropped = extent === k ? g : b.op1('Slice', [g, b.int64s([0, 0]), b.int64s([k, k]), b.int64s([2, 3])], `${name}.dwcrop`);
+  // The strided windows may reach past k at the far edge (height and width separately).
+  const extentH = h + 2 * p - ((oh - 1) * s + 1) + 1;
+  const extentW = w + 2 * p - ((ow - 1) * s + 1) + 1;
+  const cropped = extentH === k && extentW === k ? g : b.op1('Slice', [g, b.int64s([0, 0]), b.int64s([k, k]), b.int64s([2, 3])], `${name}.dwcrop`);
   return b.op1('Transpose', [cropped], `${name}.dkernel`, [ints('perm', [1, 0, 2, 3])]);
 }
 
@@ -600,6 +620,7 @@ export function buildTrainingGraph(graph: Graph, opts: TrainingGraphOptions): Tr
   if (!Number.isInteger(n) || n < 1) throw new Error(`training graph: batch must be a positive integer, got ${n}`);
   if (opts.mode === 'step' && !opts.optimizer) throw new Error('training graph: step mode needs an optimizer');
   const { objective } = opts;
+  checkFormulation(opts);
   if ((objective.feature?.weight ?? 0) > 0 && !graph.feature) throw new Error(`training graph: the objective has a feature term but graph ${graph.arch} names no feature layer`);
   const b = new GraphBuilder();
   const input = inputLayer(graph);
@@ -636,7 +657,7 @@ export function buildTrainingGraph(graph: Graph, opts: TrainingGraphOptions): Tr
       }
     }
   }
-  const ctx: Ctx = { b, n, shapes, value: new Map(), saved: new Map(), grads: new Map(), paramGrads: new Map(), convWeightGradient: opts.convWeightGradient ?? 'conv', convInputGradient: opts.convInputGradient ?? 'convtranspose', bn: opts.bn ?? 'elementwise' };
+  const ctx: Ctx = { b, n, shapes, value: new Map(), saved: new Map(), grads: new Map(), paramGrads: new Map(), ...DEFAULT_FORMULATION, ...definedOnly(opts) };
   // The host batch is NHWC; one channel needs no data movement.
   ctx.value.set(input.name, ch === 1 ? reshape(ctx, 'input', [n, 1, h, w], 'input.nchw') : b.op1('Transpose', ['input'], 'input.nchw', [ints('perm', [0, 3, 1, 2])]));
 
