@@ -1,300 +1,249 @@
 /**
- * Training-speed benchmark (issue 2): CIFAR-style ResNet-20 (projection shortcuts, GAP head)
- * on 28×28×1 inputs. For each backend: training images/s (forward + backward + SGD
- * momentum update + running-statistics update, after warm-up steps) and the ratio of one
- * training step to one onnxruntime-node forward pass of the same model and batch with
- * intraOpNumThreads = the tfjs thread count. Prints a table and writes
- * bench/results/train.json atomically.
+ * Training speed of the engines side by side: CIFAR-style ResNet-20 (projection shortcuts,
+ * GAP head) on 28×28×1, one SGD step (momentum 0.9, weight decay 5e-4) per batch, after
+ * warm-up steps. Every engine trains the same network from the same parameters on the same
+ * batch; each measurement runs in its own process (bench/train-child.ts, or
+ * bench/torch_train.py for PyTorch), so its peak resident memory is its own; engines are
+ * interleaved round by round, so a noisy minute hits all of them.
  *
- *   npm run bench:train -- [--backends wasm,cpu,webgpu,tensorflow] [--batch 64]
- *                          [--steps 5] [--warmup 2] [--cpu-steps 1] [--cpu-batch 4] [--profile] [--skip-check] [--out path]
+ *   npm run bench:train -- [--engines ort,tfjs-wasm,pytorch] [--batches 64,128] [--threads 1,all]
+ *                          [--rounds 3] [--steps 12] [--device cpu|cuda] [--out bench/results/train.json]
  *
- * Unless `--skip-check`, the benchmark first compares each backend's parameter gradients on 2 images
- * with the stock cpu backend's and reports the max relative error.
- *
- * Backends that are not available are listed with the reason instead of a figure.
+ * Engines: `ort` (with options after a colon: `ort:replicas=1` for one session on intra-op
+ * threads; `ort:dw=conv|gemm|patches|flat`, `ort:dx=convtranspose|conv` and
+ * `ort:bn=elementwise|batchnorm` for the training graph's formulations, several joined by
+ * `+`, e.g. `ort:dw=gemm+bn=elementwise`; `ort:provider=webgpu`), `tfjs-wasm` (one thread in Node, so measured at 1 thread only),
+ * `tfjs-webgpu`, and `pytorch` (Debian's python3-torch; "unavailable" when it is not
+ * installed). Before timing, each engine's first-step gradients on the benchmark batch are
+ * compared with PyTorch's in float64 (tfjs-wasm's without PyTorch): the largest error
+ * relative to the largest reference value of each parameter, worst parameter named.
  */
-import * as tf from '@tensorflow/tfjs-core';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { resnet, initParams } from '../compiler/graph/builders.ts';
-import { countGraph } from '../compiler/graph/count.ts';
-import type { Graph, ParamStore } from '../compiler/graph/ir.ts';
-import { forward, toVariables, trainableVariables, updateRunningStats, type BnBatchStats } from '../compiler/nn/forward.ts';
-import { exportOnnx } from '../compiler/onnx/export.ts';
-import { autoFilterGrad, BackendUnavailableError, FAST_GRADIENT_BACKENDS, backendThreads, findWebGpuAdapter, initBackend, type BackendName } from '../compiler/tf/backend.ts';
-import type { FilterGradMethod } from '../compiler/tf/conv_grads.ts';
+import { initParams, resnet } from '../compiler/graph/builders.ts';
+import type { ParamStore } from '../compiler/graph/ir.ts';
+import { writeFileAtomic } from '../compiler/pipeline/cache.ts';
+import { readCheckpoint, writeCheckpoint } from '../compiler/train/checkpoint.ts';
 import { Rng } from '../shared/rng.ts';
 import { median } from './stats.ts';
 
 const { values: args } = parseArgs({
   options: {
-    backends: { type: 'string', default: 'wasm,webgpu,webgpu-stock,tensorflow,cpu,wasm-stock' },
-    batch: { type: 'string', default: '64' },
-    steps: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '2' },
-    'cpu-steps': { type: 'string', default: '1' },
-    // The stock cpu kernels take minutes per batch-64 step; img/s barely depends on the batch there.
-    'cpu-batch': { type: 'string', default: '4' },
-    profile: { type: 'boolean', default: false },
-    'skip-check': { type: 'boolean', default: false },
-    dw: { type: 'string', default: 'auto' },
+    engines: { type: 'string', default: 'ort,tfjs-wasm,pytorch' },
+    batches: { type: 'string', default: '64,128' },
+    threads: { type: 'string', default: '1,all' },
+    rounds: { type: 'string', default: '3' },
+    steps: { type: 'string', default: '12' },
+    device: { type: 'string', default: 'cpu' },
+    python: { type: 'string', default: '/usr/bin/python3' },
     out: { type: 'string', default: 'bench/results/train.json' },
   },
 });
+const ALL = availableParallelism();
+const engines = args.engines!.split(',').filter(Boolean);
+const batches = args.batches!.split(',').map(Number);
+const threadCounts = [...new Set(args.threads!.split(',').map((t) => (t === 'all' ? ALL : Number(t))))];
+const rounds = Number(args.rounds);
+const ROOT = resolve(import.meta.dirname, '..');
 
-const positiveInt = (name: string, v: string | undefined): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got '${v}'`);
-  return n;
-};
-const BATCH = positiveInt('batch', args.batch);
-const STEPS = positiveInt('steps', args.steps);
-const WARMUP = Number(args.warmup);
-const CPU_STEPS = positiveInt('cpu-steps', args['cpu-steps']);
-const CPU_BATCH = Math.min(BATCH, positiveInt('cpu-batch', args['cpu-batch']));
-const CLASSES = 10;
-if (!['auto', 'conv', 'im2col'].includes(args.dw!)) throw new Error(`--dw must be auto, conv or im2col, got '${args.dw}'`);
-const FILTER_GRAD = args.dw as FilterGradMethod | 'auto';
-
-interface Row {
-  backend: string;
-  gradients: 'fast' | 'stock';
-  batch: number;
-  /** Filter-gradient method of the fast gradients. */
-  filterGrad?: FilterGradMethod;
-  status: 'ok' | 'unavailable' | 'failed';
-  reason?: string;
-  threads?: number;
-  steps?: number;
-  stepMs?: number;
-  trainImgPerSec?: number;
-  tfjsForwardMs?: number;
-  ortForwardMs?: number;
-  stepOverOrtForward?: number;
-  profileTopKernelsMs?: Record<string, number>;
-  profileKernelLaunches?: number;
-  /** Max relative error of this backend's parameter gradients (batch of 2) vs stock cpu. */
-  gradCheckRelErr?: number;
-}
-
-const CHECK_BATCH = 2;
-
-/** Parameter gradients of the loss on the first CHECK_BATCH images, flattened in a fixed order. */
-async function lossGradients(graph: Graph, params: ParamStore, data: { nhwc: Float32Array; labels: Int32Array }): Promise<Float32Array[]> {
-  const vars = toVariables(params);
-  const trainable = [...trainableVariables(vars).values()];
-  const x = tf.tensor4d(data.nhwc.subarray(0, CHECK_BATCH * 28 * 28), [CHECK_BATCH, 28, 28, 1]);
-  const y = tf.oneHot(tf.tensor1d(data.labels.subarray(0, CHECK_BATCH), 'int32'), CLASSES);
+const torchVersion = (() => {
   try {
-    const grads = tf.tidy(() => tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, forward(graph, vars, x, { training: true }).logits) as tf.Scalar, trainable).grads);
-    const out = await Promise.all(trainable.map((v) => grads[v.name]!.data() as Promise<Float32Array>));
-    tf.dispose(Object.values(grads));
-    return out;
-  } finally {
-    tf.dispose([x, y, ...vars.values()]);
+    return execFileSync(args.python!, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).trim();
+  } catch {
+    return undefined;
   }
+})();
+const available = (engine: string): string | true => (engine.startsWith('pytorch') && !torchVersion ? `unavailable: ${args.python} cannot import torch (apt-get install python3-torch)` : true);
+/** tfjs-wasm computes on one thread in Node whatever the machine has. */
+const threadsFor = (engine: string): number[] => (engine === 'tfjs-wasm' ? [1] : threadCounts);
+
+// The network, its parameters and the batches, written once for every process.
+const work = mkdtempSync(join(tmpdir(), 'facet-bench-train-'));
+const graph = resnet({ depth: 20, width: 1, input: [28, 28, 1], classes: 10, shortcut: 'projection', head: 'gap' });
+const params = initParams(graph, new Rng(0));
+writeFileSync(join(work, 'graph.json'), JSON.stringify(graph));
+writeCheckpoint(join(work, 'params.ckpt'), { meta: null, tensors: params });
+const dataRng = new Rng(1);
+for (const n of batches) {
+  const x = Float32Array.from({ length: n * 784 }, () => dataRng.gaussian());
+  const labels = Int32Array.from({ length: n }, () => dataRng.int(0, 9));
+  writeFileSync(join(work, `batch-${n}.bin`), Buffer.concat([Buffer.from(x.buffer), Buffer.from(labels.buffer)]));
 }
 
-function maxRelErr(got: Float32Array[], ref: Float32Array[]): number {
-  let worst = 0;
-  ref.forEach((r, i) => {
-    let diff = 0, mag = 1e-3;
-    for (let j = 0; j < r.length; j++) {
-      diff = Math.max(diff, Math.abs(got[i]![j]! - r[j]!));
-      mag = Math.max(mag, Math.abs(r[j]!));
-    }
-    worst = Math.max(worst, diff / mag);
-  });
-  return worst;
-}
-let referenceGradients: Float32Array[] | undefined;
-
-function syntheticBatch(rng: Rng): { nhwc: Float32Array; labels: Int32Array } {
-  const nhwc = new Float32Array(BATCH * 28 * 28);
-  for (let i = 0; i < nhwc.length; i++) nhwc[i] = rng.gaussian();
-  const labels = new Int32Array(BATCH);
-  for (let i = 0; i < BATCH; i++) labels[i] = rng.int(0, CLASSES - 1);
-  return { nhwc, labels };
+interface Measured {
+  imgPerSec: number;
+  stepMs: number;
+  peakRssMiB: number;
+  firstLoss: number;
+  engine: string;
 }
 
-async function ortForwardMs(bytes: Uint8Array, nhwc: Float32Array, batch: number, threads: number): Promise<number> {
-  const ort = await import('onnxruntime-node');
-  const session = await ort.InferenceSession.create(bytes, {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-  });
-  // Single channel: NHWC and NCHW hold the same bytes.
-  const input = new ort.Tensor('float32', nhwc.subarray(0, batch * 28 * 28), [batch, 1, 28, 28]);
-  const times: number[] = [];
-  for (let i = 0; i < 3 + 10; i++) {
-    const t0 = performance.now();
-    await session.run({ input });
-    if (i >= 3) times.push(performance.now() - t0);
-  }
-  await session.release();
-  return median(times);
-}
-
-async function trainRow(backend: Exclude<BackendName, 'auto'>, stock: boolean, graph: Graph, params: ParamStore, data: { nhwc: Float32Array; labels: Int32Array }): Promise<Row> {
-  const batch = backend === 'cpu' ? CPU_BATCH : BATCH;
-  // Fast gradients apply only on FAST_GRADIENT_BACKENDS; elsewhere the stock ones run.
-  const fast = !stock && FAST_GRADIENT_BACKENDS.has(backend);
-  const row: Row = { backend, gradients: fast ? 'fast' : 'stock', batch, status: 'ok' };
-  try {
-    await initBackend(backend, { stockGradients: stock, filterGrad: FILTER_GRAD });
-    if (fast) row.filterGrad = FILTER_GRAD === 'auto' ? autoFilterGrad(backend) : FILTER_GRAD;
-  } catch (e) {
-    if (e instanceof BackendUnavailableError) return { ...row, status: 'unavailable', reason: e.message };
-    throw e;
-  }
-  row.threads = backendThreads();
-  const vars = toVariables(params);
-  const trainable = [...trainableVariables(vars).values()];
-  const x = tf.tensor4d(data.nhwc.subarray(0, batch * 28 * 28), [batch, 28, 28, 1]);
-  const y = tf.oneHot(tf.tensor1d(data.labels.subarray(0, batch), 'int32'), CLASSES);
-  const optimizer = tf.train.momentum(0.01, 0.9);
-  const step = async (): Promise<void> => {
-    let stats: Map<string, BnBatchStats> = new Map();
-    const loss = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(() => {
-        const out = forward(graph, vars, x, { training: true });
-        for (const s of out.bnBatchStats.values()) tf.keep(s.mean), tf.keep(s.variance);
-        stats = out.bnBatchStats;
-        return tf.losses.softmaxCrossEntropy(y, out.logits) as tf.Scalar;
-      }, trainable);
-      optimizer.applyGradients(grads as tf.NamedTensorMap as Record<string, tf.Variable>);
-      return value;
+function run(engine: string, threads: number, batch: number, grads?: string): Promise<Measured> {
+  const torch = engine === 'pytorch' || engine === 'pytorch-float64';
+  const [cmd, argv] = torch
+      ? [args.python!, [join(ROOT, 'bench/torch_train.py'), '--work', work, '--batch', String(batch), '--threads', String(threads), '--steps', args.steps!, '--device', args.device!, ...(grads ? ['--grads', grads] : []), ...(engine === 'pytorch-float64' ? ['--float64', '--steps', '1', '--warmup', '0'] : [])]]
+      : [process.execPath, ['--import', 'tsx', join(ROOT, 'bench/train-child.ts'), '--work', work, '--engine', engine, '--threads', String(threads), '--batch', String(batch), '--steps', args.steps!, ...(grads ? ['--grads', grads] : [])]];
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('exit', (code) => {
+      const line = out.trim().split('\n').at(-1) ?? '';
+      if (code === 0 && line.startsWith('{')) resolvePromise(JSON.parse(line) as Measured);
+      else reject(new Error(`${engine} at ${threads} thread(s), batch ${batch}: exit ${code}\n${err.slice(-2000)}`));
     });
-    updateRunningStats(graph, vars, stats);
-    // Reading the loss waits for the step to finish (asynchronous on webgpu).
-    const v = (await loss.data())[0]!;
-    loss.dispose();
-    if (!Number.isFinite(v)) throw new Error(`loss became ${v}`);
-  };
-  try {
-    if (!args['skip-check'] && referenceGradients) {
-      row.gradCheckRelErr = maxRelErr(await lossGradients(graph, params, data), referenceGradients);
-    }
-    const steps = backend === 'cpu' ? CPU_STEPS : STEPS;
-    const warmup = backend === 'cpu' ? Math.min(WARMUP, 1) : WARMUP;
-    for (let i = 0; i < warmup; i++) await step();
-    const times: number[] = [];
-    for (let i = 0; i < steps; i++) {
-      const t0 = performance.now();
-      await step();
-      times.push(performance.now() - t0);
-    }
-    row.steps = steps;
-    row.stepMs = median(times);
-    row.trainImgPerSec = (batch / row.stepMs) * 1000;
-    const fwdTimes: number[] = [];
-    for (let i = 0; i < (backend === 'cpu' ? 1 : 5); i++) {
-      const t0 = performance.now();
-      const logits = tf.tidy(() => forward(graph, vars, x, { training: false }).logits);
-      await logits.data();
-      logits.dispose();
-      fwdTimes.push(performance.now() - t0);
-    }
-    row.tfjsForwardMs = median(fwdTimes);
-    if (args.profile && backend !== 'cpu') {
-      const info = await tf.profile(async () => { await step(); });
-      row.profileKernelLaunches = info.kernels.length;
-      const byKernel = new Map<string, number>();
-      for (const k of info.kernels) byKernel.set(k.name, (byKernel.get(k.name) ?? 0) + Number(k.kernelTimeMs));
-      row.profileTopKernelsMs = Object.fromEntries([...byKernel].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, t]) => [k, Math.round(t * 10) / 10]));
-    }
-  } catch (e) {
-    row.status = 'failed';
-    row.reason = e instanceof Error ? e.message.split('\n')[0] : String(e);
-  } finally {
-    tf.dispose([x, y, ...vars.values()]);
-    optimizer.dispose();
-  }
-  return row;
+  });
 }
 
-function writeAtomic(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w');
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+/** Largest |a − ref| over the largest |ref|, per parameter; the worst parameter. */
+function gradError(got: ParamStore, ref: ParamStore): { maxRelErr: number; worst: string } {
+  let maxRelErr = 0;
+  let worst = '';
+  for (const [key, r] of ref) {
+    const g = got.get(key);
+    if (!g) return { maxRelErr: Infinity, worst: `${key} missing` };
+    let diff = 0;
+    let scale = 0;
+    for (let i = 0; i < r.data.length; i++) {
+      diff = Math.max(diff, Math.abs(g.data[i]! - r.data[i]!));
+      scale = Math.max(scale, Math.abs(r.data[i]!));
+    }
+    const rel = diff / (scale || 1);
+    if (rel > maxRelErr) [maxRelErr, worst] = [rel, key];
   }
-  renameSync(tmp, path);
+  return { maxRelErr, worst };
 }
 
-const fmt = (v: number | undefined, digits = 1): string => (v === undefined ? '—' : v.toFixed(digits));
+const log = (line: string) => console.error(line);
+log(`bench:train: ${graph.arch} 28×28×1; engines ${engines.join(', ')}; batches ${batches.join(', ')}; threads ${threadCounts.join(', ')}; ${rounds} rounds; ${cpus()[0]?.model ?? 'cpu'} × ${ALL}`);
 
-async function main(): Promise<void> {
-  const graph = resnet({ depth: 20, input: [28, 28, 1], classes: CLASSES, shortcut: 'projection', head: 'gap' });
-  const params = initParams(graph, new Rng(1));
-  const data = syntheticBatch(new Rng(2));
-  const count = countGraph(graph);
-  const onnx = exportOnnx(graph, params, { labels: Array.from({ length: CLASSES }, (_, i) => String(i)), mean: [0], std: [1] });
-
-  if (!args['skip-check']) {
-    // Reference gradients from the stock cpu kernels: a wrong fast kernel (or a GPU pipeline
-    // that silently failed) shows up here instead of as a fast but meaningless figure.
-    await initBackend('cpu', { stockGradients: true });
-    referenceGradients = await lossGradients(graph, params, data);
+// Gradient check: first-step gradients on the smallest benchmark batch, against PyTorch's in
+// float64 (PyTorch's own float32 CPU gradients are ~1e-2 off float64 on this model), or
+// against tfjs-wasm's without PyTorch.
+const checkBatch = Math.min(...batches);
+const reference = torchVersion ? 'pytorch-float64' : 'tfjs-wasm';
+const gradFiles = new Map<string, string>();
+for (const engine of new Set([reference, ...engines])) {
+  if (available(engine) !== true) continue;
+  const file = join(work, `grads-${engine.replace(/[^a-z0-9]+/gi, '_')}.ckpt`);
+  try {
+    await run(engine, 1, checkBatch, file);
+    gradFiles.set(engine, file);
+  } catch (err) {
+    log(`gradient check: ${(err as Error).message}`);
   }
-  const requested = (args.backends ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-  const rows: Row[] = [];
-  const ortCache = new Map<string, number>();
-  for (const name of requested) {
-    const stock = name.endsWith('-stock');
-    const backend = name.replace(/-stock$/, '') as Exclude<BackendName, 'auto'>;
-    if (!['wasm', 'cpu', 'webgpu', 'tensorflow'].includes(backend)) throw new Error(`--backends: unknown backend '${name}'`);
-    process.stderr.write(`bench:train: ${name} …\n`);
-    const row = await trainRow(backend, stock, graph, params, data);
-    if (row.status === 'ok') {
-      const key = `${row.threads ?? 1}x${row.batch}`;
-      if (!ortCache.has(key)) ortCache.set(key, await ortForwardMs(onnx, data.nhwc, row.batch, row.threads ?? 1));
-      row.ortForwardMs = ortCache.get(key);
-      row.stepOverOrtForward = row.stepMs! / row.ortForwardMs!;
+}
+const refGrads = gradFiles.has(reference) ? readCheckpoint(gradFiles.get(reference)!).tensors : undefined;
+
+type Key = string;
+interface Row {
+  engine: string;
+  threads: number;
+  batch: number;
+  imgPerSec: number | null;
+  stepMs: number | null;
+  peakRssMiB: number | null;
+  perRound: number[];
+  description: string | null;
+  gradCheck: { reference: string; maxRelErr: number; worst: string } | null;
+  error: string | null;
+}
+const samples = new Map<Key, Measured[]>();
+const errors = new Map<Key, string>();
+const key = (engine: string, threads: number, batch: number): Key => `${engine}|${threads}|${batch}`;
+for (let round = 1; round <= rounds; round++) {
+  for (const batch of batches) {
+    for (const threads of threadCounts) {
+      for (const engine of engines) {
+        if (!threadsFor(engine).includes(threads)) continue;
+        const k = key(engine, threads, batch);
+        const ok = available(engine);
+        if (ok !== true) {
+          errors.set(k, ok);
+          continue;
+        }
+        try {
+          const m = await run(engine, threads, batch);
+          samples.set(k, [...(samples.get(k) ?? []), m]);
+          log(`round ${round}: ${engine.padEnd(12)} ${threads} thread(s) batch ${batch}: ${m.imgPerSec.toFixed(1)} img/s, ${m.stepMs.toFixed(1)} ms/step, peak RSS ${m.peakRssMiB.toFixed(0)} MiB`);
+        } catch (err) {
+          errors.set(k, (err as Error).message.split('\n').slice(0, 3).join(' '));
+          log(`round ${round}: ${(err as Error).message}`);
+        }
+      }
     }
-    rows.push(row);
   }
+}
 
-  const gpu = await findWebGpuAdapter();
-  const result = {
-    benchmark: 'train',
-    model: { arch: graph.arch, input: [28, 28, 1], classes: CLASSES, shortcut: 'projection', head: 'gap', macsPerImage: count.macs, params: count.params },
-    batch: BATCH,
-    optimizer: 'SGD momentum 0.9 (tf.train.momentum), BN running-statistics update included',
-    ortForward: 'onnxruntime-node, intraOpNumThreads = tfjs threads, graphOptimizationLevel all, median of 10 after 3 warm-up runs',
-    date: new Date().toISOString(),
-    machine: {
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      cores: cpus().length,
-      memoryGiB: Math.round(totalmem() / 2 ** 30),
-      node: process.version,
-      platform: `${process.platform}-${process.arch}`,
-      gpuAdapter: gpu.ok ? gpu.adapterInfo : null,
+const rows: Row[] = [];
+for (const batch of batches) {
+  for (const threads of threadCounts) {
+    for (const engine of engines) {
+      if (!threadsFor(engine).includes(threads)) continue;
+      const k = key(engine, threads, batch);
+      const s = samples.get(k) ?? [];
+      const check = gradFiles.has(engine) && refGrads ? { reference, ...gradError(readCheckpoint(gradFiles.get(engine)!).tensors, refGrads) } : null;
+      rows.push({
+        engine,
+        threads,
+        batch,
+        imgPerSec: s.length ? median(s.map((m) => m.imgPerSec)) : null,
+        stepMs: s.length ? median(s.map((m) => m.stepMs)) : null,
+        peakRssMiB: s.length ? Math.max(...s.map((m) => m.peakRssMiB)) : null,
+        perRound: s.map((m) => Math.round(m.imgPerSec * 10) / 10),
+        description: s[0]?.engine ?? null,
+        gradCheck: check,
+        error: errors.get(k) ?? null,
+      });
+    }
+  }
+}
+rmSync(work, { recursive: true, force: true });
+
+const find = (engine: string, threads: number, batch: number) => rows.find((r) => r.engine === engine && r.threads === threads && r.batch === batch)?.imgPerSec ?? null;
+const ratio = (a: number | null, b: number | null) => (a && b ? Math.round((100 * a) / b) / 100 : null);
+const ratios = batches.flatMap((batch) =>
+  engines
+    .filter((e) => e.startsWith('ort'))
+    .map((e) => ({
+      engine: e,
+      batch,
+      [`allCores(${ALL})VsPytorchAllCores`]: ratio(find(e, ALL, batch), find('pytorch', ALL, batch)),
+      oneThreadVsPytorchOneThread: ratio(find(e, 1, batch), find('pytorch', 1, batch)),
+      allCoresVsOneThread: ratio(find(e, ALL, batch), find(e, 1, batch)),
+      allCoresVsTfjsWasm: ratio(find(e, ALL, batch), find('tfjs-wasm', 1, batch)),
+      peakRssVsPytorch: ratio(rows.find((r) => r.engine === e && r.batch === batch && r.threads === ALL)?.peakRssMiB ?? null, rows.find((r) => r.engine === 'pytorch' && r.batch === batch && r.threads === ALL)?.peakRssMiB ?? null),
+    })),
+);
+
+console.log('| engine | threads | batch | img/s (median) | per round | ms/step | peak RSS MiB | grad check |');
+console.log('|---|---|---|---|---|---|---|---|');
+for (const r of rows) {
+  const check = r.gradCheck ? `${r.gradCheck.maxRelErr.toExponential(1)} vs ${r.gradCheck.reference}` : '—';
+  console.log(`| ${r.engine} | ${r.threads} | ${r.batch} | ${r.imgPerSec?.toFixed(1) ?? r.error} | ${r.perRound.join(', ')} | ${r.stepMs?.toFixed(1) ?? '—'} | ${r.peakRssMiB?.toFixed(0) ?? '—'} | ${check} |`);
+}
+console.log('\n' + JSON.stringify(ratios, null, 1));
+await writeFileAtomic(
+  args.out!,
+  JSON.stringify(
+    {
+      benchmark: 'train',
+      model: graph.arch,
+      input: [28, 28, 1],
+      finished: new Date().toISOString(),
+      machine: { cpu: cpus()[0]?.model ?? 'unknown', cores: ALL, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, torch: torchVersion ?? null },
+      optimizer: 'sgd momentum 0.9, weight decay 5e-4',
+      rounds,
+      rows,
+      ratios,
     },
-    rows,
-  };
-  writeAtomic(resolve(args.out!), JSON.stringify(result, null, 2) + '\n');
-
-  const header = ['backend', 'grads', 'batch', 'threads', 'step ms', 'train img/s', 'tfjs fwd ms', 'ort fwd ms', 'step/ort fwd', 'grad err vs cpu'];
-  const lines = rows.map((r) =>
-    r.status === 'ok'
-      ? [r.backend, r.gradients + (r.filterGrad ? ` (dW ${r.filterGrad})` : ''), String(r.batch), String(r.threads), fmt(r.stepMs), fmt(r.trainImgPerSec), fmt(r.tfjsForwardMs), fmt(r.ortForwardMs), fmt(r.stepOverOrtForward, 2) + '×', r.gradCheckRelErr === undefined ? '—' : r.gradCheckRelErr.toExponential(1)]
-      : [r.backend, r.gradients, String(r.batch), '—', `${r.status}: ${r.reason}`],
-  );
-  console.log(`ResNet-20 (28×28×1, ${(count.macs / 1e6).toFixed(1)}M MACs/img), batch ${BATCH}, ${result.machine.cpuModel} ×${result.machine.cores}, node ${process.version}`);
-  console.log(`| ${header.join(' | ')} |\n|${header.map(() => '---').join('|')}|`);
-  for (const l of lines) console.log(`| ${l.join(' | ')} |`);
-  for (const r of rows) if (r.profileTopKernelsMs) console.log(`profile ${r.backend}/${r.gradients}${r.filterGrad ? `/${r.filterGrad}` : ''} (${r.profileKernelLaunches} kernel launches; ms per step): ${Object.entries(r.profileTopKernelsMs).map(([k, t]) => `${k} ${t}`).join(', ')}`);
-  console.log(`wrote ${args.out}`);
-}
-
-await main();
+    null,
+    1,
+  ),
+);
+log(`wrote ${args.out}`);

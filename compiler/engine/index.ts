@@ -7,7 +7,7 @@ import type { TapRunner, TapSession } from '../catro/catro.ts';
 import type { Graph, ParamStore } from '../graph/ir.ts';
 import type { BackendName } from '../tf/backend.ts';
 import type { OrtProvider } from './ort/session.ts';
-import type { ConvWeightGradient } from './ort/training-graph.ts';
+import type { GraphFormulation } from './ort/training-graph.ts';
 import { ENGINE_NAMES, type Engine, type EngineName, type Runner } from './types.ts';
 
 export * from './types.ts';
@@ -20,7 +20,8 @@ export interface EngineOptions {
   provider?: OrtProvider | 'auto';
   /** ort on CPU: data-parallel replicas (default one per thread). */
   replicas?: number;
-  convWeightGradient?: ConvWeightGradient;
+  /** ort: how the training graph is written (benchmarks compare these). */
+  formulation?: Partial<GraphFormulation>;
   /** tfjs: backend (default auto). */
   backend?: BackendName;
 }
@@ -33,7 +34,7 @@ export async function createEngine(opts: EngineOptions = {}): Promise<Engine> {
     return createTfjsEngine({ backend: opts.backend });
   }
   const { createOrtEngine } = await import('./ort/engine.ts');
-  return createOrtEngine({ provider: opts.provider, threads: opts.threads, replicas: opts.replicas, convWeightGradient: opts.convWeightGradient });
+  return createOrtEngine({ provider: opts.provider, threads: opts.threads, replicas: opts.replicas, formulation: opts.formulation });
 }
 
 /**

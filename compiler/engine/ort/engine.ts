@@ -4,7 +4,7 @@ import type { Graph, ParamStore } from '../../graph/ir.ts';
 import type { Engine, Runner, Trainer, TrainerSpec } from '../types.ts';
 import { createOrtRunner, createOrtStatisticsRunner } from './runner.ts';
 import { type OrtProvider, probeProviders } from './session.ts';
-import type { ConvWeightGradient } from './training-graph.ts';
+import { DEFAULT_FORMULATION, type GraphFormulation } from './training-graph.ts';
 import { createOrtTrainer } from './trainer.ts';
 
 export interface OrtEngineOptions {
@@ -17,7 +17,8 @@ export interface OrtEngineOptions {
    * one per thread. 1 runs the whole step as one graph with `threads` intra-op threads.
    */
   replicas?: number;
-  convWeightGradient?: ConvWeightGradient;
+  /** How the training graph is written (default {@link DEFAULT_FORMULATION}). */
+  formulation?: Partial<GraphFormulation>;
 }
 
 export async function createOrtEngine(opts: OrtEngineOptions = {}): Promise<Engine> {
@@ -36,14 +37,14 @@ export async function createOrtEngine(opts: OrtEngineOptions = {}): Promise<Engi
   const replicas = provider === 'cpu' ? (opts.replicas ?? threads) : 1;
   if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`ort engine: replicas must be a positive integer, got ${replicas}`);
   const session = { provider, threads };
-  const wGrad = opts.convWeightGradient ?? 'gemm';
+  const formulation: GraphFormulation = { ...DEFAULT_FORMULATION, ...Object.fromEntries(Object.entries(opts.formulation ?? {}).filter(([, v]) => v !== undefined)) };
   const parallel = replicas > 1 ? `${replicas} replicas × ${Math.max(1, Math.floor(threads / replicas))} thread` : `${threads} thread${threads === 1 ? '' : 's'}`;
   return {
     name: 'ort',
     description: `ort ${provider}, ${parallel}`,
-    identity: `ort/${provider}/r${replicas}/${wGrad}`,
+    identity: `ort/${provider}/r${replicas}/${formulation.convWeightGradient}/${formulation.convInputGradient}/${formulation.bn}`,
     trainer(spec: TrainerSpec): Promise<Trainer> {
-      return createOrtTrainer(spec, { session, replicas, convWeightGradient: wGrad });
+      return createOrtTrainer(spec, { session, replicas, formulation });
     },
     runner(graph: Graph, params: ParamStore, outputs: string[] = [graph.output]): Promise<Runner> {
       return createOrtRunner(graph, params, outputs, session);

@@ -22,7 +22,7 @@ import { OrtReplica, type ReplicaSpec } from './replica.ts';
 import { ReplicaWorker } from './replica-pool.ts';
 import { floatTensor, type OrtSessionConfig, requireIo, runnerModel, sessionOptions } from './session.ts';
 import { optimizerStateOf, packState, Packing, StateBanks, unpackState } from './state.ts';
-import { batchStatName, buildTrainingGraph, buildUpdateGraph, type ConvWeightGradient, gradName, nextName, optimizerScalarValues, STEP_OUTPUT, type TrainingGraph } from './training-graph.ts';
+import { batchStatName, buildTrainingGraph, buildUpdateGraph, type GraphFormulation, gradName, nextName, optimizerScalarValues, STEP_OUTPUT, type TrainingGraph } from './training-graph.ts';
 
 /** Below this many images per replica, BN's batch statistics get too noisy to split further. */
 export const MIN_REPLICA_ROWS = 16;
@@ -31,7 +31,7 @@ export interface OrtTrainerConfig {
   session: OrtSessionConfig;
   /** Replicas wanted (worker threads, each with a one-thread session); fewer if the batch does not split. */
   replicas: number;
-  convWeightGradient?: ConvWeightGradient;
+  formulation: GraphFormulation;
 }
 
 /** Sub-batches that share one teacher each (1 without teachers). */
@@ -85,7 +85,7 @@ export async function createOrtTrainer(spec: TrainerSpec, cfg: OrtTrainerConfig)
   const image = inputLayer(graph).shape;
   const classes = (inferShapes(graph).get(graph.output) as [number])[0];
   const mode = replicas === 1 ? 'step' : 'gradients';
-  const tg = buildTrainingGraph(graph, { batch: rows, objective, mode, optimizer: spec.optimizer, convWeightGradient: cfg.convWeightGradient });
+  const tg = buildTrainingGraph(graph, { batch: rows, objective, mode, optimizer: spec.optimizer, ...cfg.formulation });
   const teachers = spec.teachers && {
     models: spec.teachers.models.map((t) => runnerModel(t.graph, t.params, (objective.feature?.weight ?? 0) > 0 ? [t.graph.feature!] : [])),
     input: spec.teachers.input,
