@@ -2,30 +2,17 @@
 import type { Worker } from 'node:worker_threads';
 import { startTsWorker } from '../../train/ts-worker.ts';
 import type { HostBatch } from '../types.ts';
-import type { ReplicaSpec } from './replica.ts';
+import type { ReplicaLayout, ReplicaSpec, ReplicaStepResult } from './replica.ts';
 
 export interface ReplicaWorkerData {
   replica: ReplicaSpec;
-  /** Trainable keys and shapes, in the order of the flat parameter array. */
-  paramKeys: [string, number[]][];
-  /** The keys that get gradients, in the order of the flat gradient array. */
-  gradKeys: [string, number[]][];
-  /** Running-statistic keys and shapes, in the order of the flat batch-statistics array. */
-  statKeys: [string, number[]][];
+  layout: ReplicaLayout;
 }
 
 export interface ReplicaStepRequest {
   id: number;
   params: Float32Array;
   batch: HostBatch;
-}
-
-export interface ReplicaStepResult {
-  grads: Float32Array;
-  stats: Float32Array;
-  loss: number;
-  /** Rows whose argmax logit was the label. */
-  correct: number;
 }
 
 type Reply = ({ id: number } & ReplicaStepResult) | { id: number; error: string };

@@ -9,7 +9,9 @@ import * as ort from 'onnxruntime-node';
 import { tapOutputName } from '../../onnx/export.ts';
 import type { Objective } from '../../train/objective.ts';
 import type { HostBatch } from '../types.ts';
-import { floatTensor, type OrtSessionConfig, sessionOptions } from './session.ts';
+import { floatTensor, type OrtSessionConfig, requireIo, sessionOptions } from './session.ts';
+import { Packing } from './state.ts';
+import { batchStatName, gradName, STEP_OUTPUT } from './training-graph.ts';
 
 export interface ReplicaSpec {
   /** The training graph (compiler/engine/ort/training-graph.ts) for `rows` images. */
@@ -86,5 +88,70 @@ export class OrtReplica {
   async release(): Promise<void> {
     await this.session.release();
     for (const t of this.teachers) await t.release();
+  }
+}
+
+/** Keys and shapes of the flat arrays a gradients-mode replica reads and writes. */
+export interface ReplicaLayout {
+  /** Trainable parameters, in the order of the flat parameter array. */
+  paramKeys: [string, number[]][];
+  /** The parameters that get gradients, in the order of the flat gradient array. */
+  gradKeys: [string, number[]][];
+  /** Running statistics, in the order of the flat batch-statistics array. */
+  statKeys: [string, number[]][];
+}
+
+export interface ReplicaStepResult {
+  grads: Float32Array;
+  stats: Float32Array;
+  loss: number;
+  /** Rows whose argmax logit was the label. */
+  correct: number;
+}
+
+/**
+ * A data-parallel replica: forward and backward of its slice, gradients and BN batch
+ * statistics into flat arrays. Runs on the main thread (replica 0) or in a worker.
+ */
+export class GradientReplica {
+  private readonly params: Packing;
+  private readonly grads: Packing;
+  private readonly stats: Packing;
+
+  private constructor(private readonly replica: OrtReplica, layout: ReplicaLayout) {
+    this.params = new Packing(layout.paramKeys);
+    this.grads = new Packing(layout.gradKeys);
+    this.stats = new Packing(layout.statKeys);
+    requireIo(replica.session, this.params.slots.map((s) => s.key), [...this.grads.slots.map((s) => gradName(s.key)), ...this.stats.slots.map((s) => batchStatName(s.key))], 'replica training graph');
+  }
+
+  static async create(spec: ReplicaSpec, layout: ReplicaLayout): Promise<GradientReplica> {
+    const replica = await OrtReplica.create(spec);
+    try {
+      return new GradientReplica(replica, layout);
+    } catch (err) {
+      await replica.release();
+      throw err;
+    }
+  }
+
+  /** `out` (when given, sized for this layout) is written in place; else fresh arrays are returned. */
+  async step(params: Float32Array, batch: HostBatch, out?: { grads: Float32Array; stats: Float32Array }): Promise<ReplicaStepResult> {
+    const feeds = await this.replica.batchFeeds(batch);
+    for (const s of this.params.slots) feeds[s.key] = this.params.tensor(params, s.key);
+    const grads = out?.grads ?? new Float32Array(this.grads.size);
+    const stats = out?.stats ?? new Float32Array(this.stats.size);
+    const fetches: Record<string, ort.Tensor | null> = { [STEP_OUTPUT.loss]: null, [STEP_OUTPUT.predicted]: null };
+    for (const s of this.grads.slots) fetches[gradName(s.key)] = this.grads.tensor(grads, s.key);
+    for (const s of this.stats.slots) fetches[batchStatName(s.key)] = this.stats.tensor(stats, s.key);
+    const result = await this.replica.session.run(feeds, fetches);
+    const predicted = result[STEP_OUTPUT.predicted]!.data as BigInt64Array;
+    let correct = 0;
+    for (let i = 0; i < batch.n; i++) if (Number(predicted[i]) === batch.labels[i]) correct++;
+    return { grads, stats, loss: (result[STEP_OUTPUT.loss]!.data as Float32Array)[0]!, correct };
+  }
+
+  release(): Promise<void> {
+    return this.replica.release();
   }
 }

@@ -5,9 +5,10 @@
  * - one replica: the fused step graph (forward, backward, loss, update) in one session,
  *   state in two flat banks that the session reads and writes in turn;
  * - R replicas (data parallel): onnxruntime-node computes on the calling JavaScript
- *   thread, so each replica is a worker thread with its own one-thread session, running
- *   forward and backward on its slice of the batch; the main thread then averages the R
- *   gradient sets and applies the update in a small update graph. Each replica's BN
+ *   thread, so replica 0 runs on the main thread and replicas 1…R−1 in worker threads, each
+ *   with its own one-thread session, forward and backward on its slice of the batch; the
+ *   main thread then averages the R gradient sets and applies the update in a small update
+ *   graph. Each replica's BN
  *   normalises with its own slice's statistics (as PyTorch's DistributedDataParallel does
  *   without SyncBatchNorm); the running statistics are combined into exactly those of the
  *   whole batch.
@@ -18,7 +19,7 @@ import { inferShapes, inputLayer } from '../../graph/shapes.ts';
 import { validateObjective } from '../../train/objective.ts';
 import type { OptimizerState } from '../../train/optimizers.ts';
 import type { HostBatch, StepResult, Trainer, TrainerSpec } from '../types.ts';
-import { OrtReplica, type ReplicaSpec } from './replica.ts';
+import { GradientReplica, OrtReplica, type ReplicaLayout, type ReplicaSpec, type ReplicaStepResult } from './replica.ts';
 import { ReplicaWorker } from './replica-pool.ts';
 import { floatTensor, type OrtSessionConfig, requireIo, runnerModel, sessionOptions } from './session.ts';
 import { optimizerStateOf, packState, Packing, StateBanks, unpackState } from './state.ts';
@@ -195,6 +196,7 @@ class DataParallelTrainer extends OrtTrainerBase {
     tg: TrainingGraph,
     packing: Packing,
     banks: StateBanks,
+    private readonly local: GradientReplica,
     private readonly workers: ReplicaWorker[],
     private readonly update: ort.InferenceSession,
     private readonly groups: number,
@@ -203,34 +205,43 @@ class DataParallelTrainer extends OrtTrainerBase {
     this.gradPacking = new Packing(tg.updated.map((k) => [k, tg.shapes.get(k)!]));
     this.statPacking = new Packing(tg.runningStats.map((k) => [k, tg.shapes.get(k)!]));
     this.paramValues = tg.trainable.reduce((n, k) => n + packing.byKey.get(k)!.size, 0);
+    this.localOut = { grads: new Float32Array(this.gradPacking.size), stats: new Float32Array(this.statPacking.size) };
   }
+
+  /** Replica 0's outputs, written in place every step. */
+  private readonly localOut: { grads: Float32Array; stats: Float32Array };
 
   static async create(graph: Graph, spec: TrainerSpec, tg: TrainingGraph, replicaSpec: ReplicaSpec, replicas: number, groups: number, packing: Packing, banks: StateBanks, session: OrtSessionConfig): Promise<DataParallelTrainer> {
     const updateModel = buildUpdateGraph(graph, tg, spec.optimizer, replicas);
     const update = await ort.InferenceSession.create(updateModel, sessionOptions({ ...session, threads: 1 }));
     const keys = packing.slots.map((s) => s.key);
     requireIo(update, keys, keys.map(nextName), `update graph ${graph.arch}`);
-    const paramKeys = tg.trainable.map((k) => [k, tg.shapes.get(k)!] as [string, number[]]);
-    const gradKeys = tg.updated.map((k) => [k, tg.shapes.get(k)!] as [string, number[]]);
-    const statKeys = tg.runningStats.map((k) => [k, tg.shapes.get(k)!] as [string, number[]]);
+    const shaped = (keys: string[]) => keys.map((k) => [k, tg.shapes.get(k)!] as [string, number[]]);
+    const layout: ReplicaLayout = { paramKeys: shaped(tg.trainable), gradKeys: shaped(tg.updated), statKeys: shaped(tg.runningStats) };
     const workers: ReplicaWorker[] = [];
+    let local: GradientReplica | undefined;
     try {
-      for (let r = 0; r < replicas; r++) workers.push(await ReplicaWorker.start({ replica: replicaSpec, paramKeys, gradKeys, statKeys }));
+      local = await GradientReplica.create(replicaSpec, layout);
+      for (let r = 1; r < replicas; r++) workers.push(await ReplicaWorker.start({ replica: replicaSpec, layout }));
     } catch (err) {
       for (const w of workers) await w.stop();
+      await local?.release();
       await update.release();
       throw err;
     }
-    return new DataParallelTrainer(graph, spec, tg, packing, banks, workers, update, groups);
+    return new DataParallelTrainer(graph, spec, tg, packing, banks, local, workers, update, groups);
   }
 
   async step(batch: HostBatch, lr: number): Promise<StepResult> {
     const [h, w, c] = inputLayer(this.graph).shape;
     const pixels = h * w * c;
-    const slices = sliceBatch(batch, this.workers.length, this.groups, pixels);
-    // The trainable parameters are the packing's prefix.
-    const params = this.banks.now.slice(0, this.paramValues);
-    const results = await Promise.all(this.workers.map((w, r) => w.step(params, slices[r]!)));
+    const slices = sliceBatch(batch, this.workers.length + 1, this.groups, pixels);
+    // The trainable parameters are the packing's prefix: a copy goes to each worker, and
+    // replica 0 reads them where they are.
+    const params = this.banks.now.subarray(0, this.paramValues);
+    const remote = this.workers.map((w, r) => w.step(params.slice(), slices[r + 1]!));
+    const first: ReplicaStepResult = await this.local.step(params, slices[0]!, this.localOut);
+    const results = [first, ...(await Promise.all(remote))];
     const feeds: Record<string, ort.Tensor> = { ...this.stateFeeds(this.packing.slots.map((s) => s.key)), ...scalarFeeds(optimizerScalarValues(this.spec.optimizer, this.updates, lr)) };
     results.forEach((res, r) => {
       for (const s of this.gradPacking.slots) feeds[`r${r}:${gradName(s.key)}`] = this.gradPacking.tensor(res.grads, s.key);
@@ -250,6 +261,7 @@ class DataParallelTrainer extends OrtTrainerBase {
 
   async dispose(): Promise<void> {
     for (const w of this.workers) await w.stop();
+    await this.local.release();
     await this.update.release();
   }
 }

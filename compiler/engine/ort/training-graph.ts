@@ -262,8 +262,14 @@ function forwardLayer(c: Ctx, layer: Layer, stats: { mean: string; variance: str
       const mean = reduceMean(c, x, axes, true, `${name}.mean`);
       const xc = b.op1('Sub', [x, mean], `${name}.xc`);
       if (c.bn === 'batchnorm') {
-        // Two-pass statistics (Σ(x − μ)², not E[x²] − μ², which loses digits when |μ| ≫ σ).
-        const variance = b.op1('Mul', [b.op1('ReduceSumSquare', [xc], `${name}.ss`, [ints('axes', axes), int('keepdims', 1)]), b.scalar(1 / (map ? c.n * s[0] * s[1] : c.n))], `${name}.var`);
+        // Two-pass statistics (Σ(x − μ)², not E[x²] − μ², which loses digits when |μ| ≫ σ),
+        // summed per image first: one ReduceSumSquare over the whole batch is a float32
+        // running sum that put the gradients 2e-4 off float64 (these are 3e-6 off), and
+        // squaring into a tensor first costs a full write.
+        const perImage = map
+          ? b.op1('ReduceSumSquare', [reshape(c, xc, [c.n, C, s[0] * s[1]], `${name}.xcrows`)], `${name}.ssimg`, [ints('axes', [2]), int('keepdims', 0)])
+          : b.op1('Mul', [xc, xc], `${name}.sq`);
+        const variance = reshape(c, b.op1('Mul', [reduceSum(c, perImage, [0], false, `${name}.ss`), b.scalar(1 / (map ? c.n * s[0] * s[1] : c.n))], `${name}.varc`), cshape, `${name}.var`);
         const meanC = reshape(c, mean, [C], `${name}.batchmean`);
         const varC = reshape(c, variance, [C], `${name}.batchvar`);
         y = b.op1('BatchNormalization', [x, paramKey(name, 'gamma'), paramKey(name, 'beta'), meanC, varC], name, [float('epsilon', layer.eps)]);
