@@ -260,8 +260,11 @@ function forwardLayer(c: Ctx, layer: Layer, stats: { mean: string; variance: str
       const axes = map ? [0, 2, 3] : [0];
       const cshape = map ? [1, C, 1, 1] : [1, C];
       const mean = reduceMean(c, x, axes, true, `${name}.mean`);
-      const xc = b.op1('Sub', [x, mean], `${name}.xc`);
       if (c.bn === 'batchnorm') {
+        // x − μ as BatchNormalization(x; scale 1, shift −μ): one pass of its kernel, where
+        // onnxruntime's broadcasting Sub took up to twice as long.
+        const negMean = b.op1('Neg', [reshape(c, mean, [C], `${name}.meanc`)], `${name}.negmean`);
+        const xc = b.op1('BatchNormalization', [x, b.floats(`${name}.ones`, [C], new Float32Array(C).fill(1)), negMean, b.floats(`${name}.zeros`, [C], new Float32Array(C)), b.floats(`${name}.ones`, [C], new Float32Array(C).fill(1))], `${name}.xc`, [float('epsilon', 0)]);
         // Two-pass statistics (Σ(x − μ)², not E[x²] − μ², which loses digits when |μ| ≫ σ),
         // summed per image first: one ReduceSumSquare over the whole batch is a float32
         // running sum that put the gradients 2e-4 off float64 (these are 3e-6 off), and
@@ -278,6 +281,7 @@ function forwardLayer(c: Ctx, layer: Layer, stats: { mean: string; variance: str
         c.saved.set(name, { xc, invStd });
         break;
       }
+      const xc = b.op1('Sub', [x, mean], `${name}.xc`);
       const variance = reduceMean(c, b.op1('Mul', [xc, xc], `${name}.sq`), axes, true, `${name}.var`);
       const invStd = b.op1('Reciprocal', [b.op1('Sqrt', [b.op1('Add', [variance, b.scalar(layer.eps)], `${name}.vareps`)], `${name}.std`)], `${name}.invstd`);
       const xhat = b.op1('Mul', [xc, invStd], `${name}.xhat`);
