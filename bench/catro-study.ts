@@ -15,7 +15,7 @@
  *   npx tsx bench/catro-study.ts --config configs/fashion-mnist.json --from models/fashion-mnist \
  *     --subtask tops [--seeds 0,1,2] [--variants "catro;catro:pooling=gap;l1;random"] \
  *     [--flops 0.5,0.25,0.1] [--no-finetune] [--no-test] [--out bench/results/catro-study-tops.json]
- *     [--engine ort|tfjs] [--threads N]
+ *     [--engine ort|tfjs] [--threads N] [--provider P] [--replicas N] [--backend B]   (as facet compile)
  *
  * A variant is a selector (catro, l1, random) with optional subtaskTuning overrides after a
  * colon (`catro:wEpsilon=1e-8,pooling=gap,calibrationPerClass=200`). The baselines use the

@@ -7,7 +7,7 @@
  * interleaved round by round, so a noisy minute hits all of them.
  *
  *   npm run bench:train -- [--engines ort,tfjs-wasm,pytorch] [--batches 64,128] [--threads 1,all]
- *                          [--rounds 3] [--steps 12] [--device cpu|cuda] [--out bench/results/train.json]
+ *                          [--rounds 3] [--steps 12] [--device cpu|cuda] [--out bench/results/train-engines.json]
  *
  * Engines: `ort` (with options after a colon: `ort:replicas=1` for one session on intra-op
  * threads; `ort:dw=conv|gemm|patches|flat`, `ort:dx=convtranspose|conv` and
@@ -39,7 +39,7 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '12' },
     device: { type: 'string', default: 'cpu' },
     python: { type: 'string', default: '/usr/bin/python3' },
-    out: { type: 'string', default: 'bench/results/train.json' },
+    out: { type: 'string', default: 'bench/results/train-engines.json' },
   },
 });
 const ALL = availableParallelism();

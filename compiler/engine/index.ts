@@ -1,6 +1,6 @@
 /**
  * Engines by name, and the options every command that trains shares (`--engine`,
- * `--threads`, `--provider`, `--backend`). The ort engine is the default; tfjs is loaded
+ * `--threads`, `--provider`, `--replicas`, `--backend`; compiler/cli/engine-flags.ts). The ort engine is the default; tfjs is loaded
  * only when asked for, so a plain run never initialises tfjs.
  */
 import type { TapRunner, TapSession } from '../catro/catro.ts';

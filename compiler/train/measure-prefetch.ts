@@ -4,7 +4,7 @@
  * pad-4 crop + Cutout 14, a frozen teacher distilled from on the clean copy) and prints
  * step time, images/s and the share of step time the trainer spent on data.
  *
- *   npx tsx compiler/train/measure-prefetch.ts [--engine ort|tfjs] [--threads N] [--steps 6] [--batch 128] [--width 1]
+ *   npx tsx compiler/train/measure-prefetch.ts [--engine ort|tfjs] [--threads N] [--replicas N] [--provider P] [--backend B] [--steps 6] [--batch 128] [--width 1]
  */
 import { parseArgs } from 'node:util';
 import { Rng } from '../../shared/rng.ts';

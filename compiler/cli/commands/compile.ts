@@ -44,8 +44,10 @@ Subtasks (CATRO-pruned models for class subsets; see docs/catro.md)
                         the output directory defaults to DIR
 
 ${ENGINE_HELP}
-  Every stage's cache key names the engine, provider and replicas: the same config on
-  another engine is another result.`;
+  Every training stage's cache key names the engine, its provider, replica count and graph
+  formulation: the same config on another engine is another result (evaluation stages,
+  which run the exported model in onnxruntime-node, are shared). On ort the replicas default
+  to the thread count, so pin --threads or --replicas to share a cache between machines.`;
 
 function parseFraction(flag: string, text: string): number {
   const v = Number(text);

@@ -6,7 +6,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { COSINE_EPS, type Objective } from '../../train/objective.ts';
 
-type LossWeights = { ce: number; feature: number };
 
 /** Identity forward, zero gradient backward (tfjs-core has no stop_gradient op). */
 export function stopGradient<T extends tf.Tensor>(x: T): T {
@@ -41,38 +40,6 @@ export function cosineFeatureLoss(student: tf.Tensor, teacher: tf.Tensor): tf.Sc
     const dot = tf.sum(tf.mul(s, t), 1);
     const norms = tf.mul(tf.maximum(tf.norm(s, 'euclidean', 1), COSINE_EPS), tf.maximum(tf.norm(t, 'euclidean', 1), COSINE_EPS));
     return tf.mean(tf.sub(1, tf.div(dot, norms)));
-  });
-}
-
-/** Stage 2: w.ce·CE(student logits) + w.feature·(1 − cos)(student feature, teacher feature on the clean image). */
-export function degradationLoss(weights: LossWeights, logits: tf.Tensor2D, labels: tf.Tensor1D, studentFeature: tf.Tensor, teacherFeature: tf.Tensor): tf.Scalar {
-  return tf.tidy(() => {
-    let loss: tf.Scalar = tf.mul(crossEntropy(logits, labels), weights.ce);
-    if (weights.feature > 0) loss = tf.add(loss, tf.mul(cosineFeatureLoss(studentFeature, teacherFeature), weights.feature));
-    return loss;
-  });
-}
-
-/**
- * Stage 4: w.ce·CE over the whole batch + Σ_k w.feature·(1 − cos)(student feature on
- * sub-batch k, teacher k's feature). The batch is K equal sub-batches in the order of
- * `teacherFeatures` (sub-batch k holds the images under degradation k).
- */
-export function fusionDistillLoss(weights: LossWeights, logits: tf.Tensor2D, labels: tf.Tensor1D, studentFeature: tf.Tensor, teacherFeatures: tf.Tensor[]): tf.Scalar {
-  const k = teacherFeatures.length;
-  const n = studentFeature.shape[0]!;
-  if (k === 0 || n % k !== 0) throw new Error(`fusionDistillLoss: a batch of ${n} does not split into ${k} equal sub-batches`);
-  const sub = n / k;
-  return tf.tidy(() => {
-    let loss: tf.Scalar = tf.mul(crossEntropy(logits, labels), weights.ce);
-    if (weights.feature > 0) {
-      const parts = tf.split(studentFeature, k, 0);
-      teacherFeatures.forEach((teacher, i) => {
-        if (teacher.shape[0] !== sub) throw new Error(`fusionDistillLoss: teacher ${i} has ${teacher.shape[0]} rows, sub-batches have ${sub}`);
-        loss = tf.add(loss, tf.mul(cosineFeatureLoss(parts[i]!, teacher), weights.feature));
-      });
-    }
-    return loss;
   });
 }
 

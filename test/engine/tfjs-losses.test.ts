@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../compiler/tf/backend.ts';
-import { cosineFeatureLoss, crossEntropy, degradationLoss, fusionDistillLoss, logitDistillLoss, stopGradient } from '../../compiler/engine/tfjs/losses.ts';
+import { cosineFeatureLoss, crossEntropy, logitDistillLoss, objectiveLoss, stopGradient } from '../../compiler/engine/tfjs/losses.ts';
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -63,9 +63,14 @@ describe('losses', () => {
     close(tf.grad((v: tf.Tensor) => tf.sum(tf.mul(stopGradient(v), v)))(x).dataSync(), [1, -2, 3]); // d(c·v)/dv = c
   });
 
+  /** Stage 4 as objective.ts writes it: the K teachers' features stacked in sub-batch order, the feature term K times a batch mean. */
+  const fusionDistill = (ce: number, z: tf.Tensor2D, y: tf.Tensor1D, feature: tf.Tensor, teachers: tf.Tensor[]) =>
+    objectiveLoss({ ce, feature: { weight: 1, groups: teachers.length } }, { logits: z, feature }, y, { feature: tf.concat(teachers) });
+
   it('stage-2 loss is ce·CE + feature·(1 − cos)', () => {
-    expect(degradationLoss({ ce: 1, feature: 1 }, logits(), labels(), student(), teacher()).dataSync()[0]).toBeCloseTo(CE + (COS0 + COS1) / 2, 5);
-    expect(degradationLoss({ ce: 1, feature: 0 }, logits(), labels(), student(), teacher()).dataSync()[0]).toBeCloseTo(CE, 5);
+    const stage2 = (feature: number) => objectiveLoss({ ce: 1, feature: feature > 0 ? { weight: feature, groups: 1 } : undefined }, { logits: logits(), feature: student() }, labels(), { feature: teacher() });
+    expect(stage2(1).dataSync()[0]).toBeCloseTo(CE + (COS0 + COS1) / 2, 5);
+    expect(stage2(0).dataSync()[0]).toBeCloseTo(CE, 5);
   });
 
   it('stage-4 loss is 0.1·CE(all) + Σ_k (1 − cos)(sub-batch k, teacher k)', () => {
@@ -73,10 +78,10 @@ describe('losses', () => {
     // 0.1 · 1.0397208 + 0.29289322 + 0.04 = 0.4368653 (a sum over k, not a mean).
     const t0 = tf.tensor4d([1, 1], [1, 1, 1, 2]);
     const t1 = tf.tensor4d([4, 3], [1, 1, 1, 2]);
-    expect(fusionDistillLoss({ ce: 0.1, feature: 1 }, logits(), labels(), student(), [t0, t1]).dataSync()[0]).toBeCloseTo(0.1 * CE + COS0 + COS1, 5);
+    expect(fusionDistill(0.1, logits(), labels(), student(), [t0, t1]).dataSync()[0]).toBeCloseTo(0.1 * CE + COS0 + COS1, 5);
     // Swapping the teachers pairs each sub-batch with the other teacher: s0·t1 = 4 → cos = 4/5; s1·t0 = 7 → cos = 7/(5√2).
-    expect(fusionDistillLoss({ ce: 0.1, feature: 1 }, logits(), labels(), student(), [t1, t0]).dataSync()[0]).toBeCloseTo(0.1 * CE + (1 - 0.8) + (1 - 7 / (5 * Math.SQRT2)), 5);
-    expect(() => fusionDistillLoss({ ce: 0.1, feature: 1 }, logits(), labels(), student(), [t0, t1, t0])).toThrow(/does not split into 3/);
+    expect(fusionDistill(0.1, logits(), labels(), student(), [t1, t0]).dataSync()[0]).toBeCloseTo(0.1 * CE + (1 - 0.8) + (1 - 7 / (5 * Math.SQRT2)), 5);
+    expect(() => fusionDistill(0.1, logits(), labels(), student(), [t0, t1, t0])).toThrow(/student feature \[2, 1, 1, 2\] and teacher feature \[3, 1, 1, 2\] differ/);
   });
 
   it('stage-4 gradients agree with finite differences', () => {
@@ -86,7 +91,7 @@ describe('losses', () => {
     const feat = tf.randomNormal([k * sub, 2, 2, 3], 0, 1, 'float32', 2);
     const teachers = Array.from({ length: k }, (_, i) => tf.randomNormal([sub, 2, 2, 3], 0, 1, 'float32', 10 + i));
     const y = tf.tensor1d([0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1], 'int32');
-    const f = (zz: tf.Tensor, ff: tf.Tensor) => fusionDistillLoss({ ce: 0.1, feature: 1 }, zz as tf.Tensor2D, y, ff, teachers);
+    const f = (zz: tf.Tensor, ff: tf.Tensor) => fusionDistill(0.1, zz as tf.Tensor2D, y, ff, teachers);
     const [gz, gf] = tf.grads(f)([z, feat]);
     const h = 1e-2;
     const probe = (t: tf.Tensor, index: number, other: (p: tf.Tensor) => number) => {
