@@ -16,6 +16,25 @@ export function windowOut(size: number, kernel: number, stride: number, pad: num
   return Math.floor((size + 2 * pad - kernel) / stride) + 1;
 }
 
+/**
+ * For a k×k, stride-s pool with symmetric padding p over an h×w map: how many of each
+ * output window's pixels lie inside the image (row-major [oh·ow]), the divisor of an
+ * average pool that never counts padding.
+ */
+export function poolWindowCounts(h: number, w: number, k: number, s: number, p: number): Float32Array {
+  const oh = windowOut(h, k, s, p);
+  const ow = windowOut(w, k, s, p);
+  const counts = new Float32Array(oh * ow);
+  for (let y = 0; y < oh; y++) {
+    for (let x = 0; x < ow; x++) {
+      const rows = Math.min(y * s - p + k, h) - Math.max(y * s - p, 0);
+      const cols = Math.min(x * s - p + k, w) - Math.max(x * s - p, 0);
+      counts[y * ow + x] = rows * cols;
+    }
+  }
+  return counts;
+}
+
 function fail(graph: Graph, layer: Layer, msg: string): never {
   throw new Error(`graph ${graph.arch}: layer "${layer.name}" (${layer.kind}): ${msg}`);
 }

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Graph, Layer, ParamStore } from '../graph/ir.ts';
 import { layerInputs, paramKey } from '../graph/ir.ts';
-import { checkParams, inferShapes } from '../graph/shapes.ts';
+import { checkParams, inferShapes, poolWindowCounts, windowOut } from '../graph/shapes.ts';
 import { batchNormTrain } from '../tf/ops.ts';
 
 /** Parameters by `<layer>/<param>` key, as tensors (variables while training). */
@@ -84,21 +84,6 @@ function subsample(x: tf.Tensor4D, stride: number): tf.Tensor4D {
   return tf.reshape(cols, [n, hp, wp, c]);
 }
 
-/** Per output position of a padded k×k, stride-s pool, how many window pixels lie in the image: [1, oh, ow, 1]. */
-function inImageCounts(h: number, w: number, k: number, s: number, p: number): tf.Tensor4D {
-  const oh = Math.floor((h + 2 * p - k) / s) + 1;
-  const ow = Math.floor((w + 2 * p - k) / s) + 1;
-  const counts = new Float32Array(oh * ow);
-  for (let y = 0; y < oh; y++) {
-    for (let x = 0; x < ow; x++) {
-      const rows = Math.min(y * s - p + k, h) - Math.max(y * s - p, 0);
-      const cols = Math.min(x * s - p + k, w) - Math.max(x * s - p, 0);
-      counts[y * ow + x] = rows * cols;
-    }
-  }
-  return tf.tensor4d(counts, [1, oh, ow, 1]);
-}
-
 function param(vars: TensorParams, layer: string, name: string): tf.Tensor {
   const t = vars.get(paramKey(layer, name));
   if (!t) throw new Error(`forward: parameter "${paramKey(layer, name)}" is missing`);
@@ -146,7 +131,8 @@ function runLayer(
       const { kernel: k, stride: s, pad: p } = layer;
       const padded = tf.pad(a as tf.Tensor4D, [[0, 0], [p, p], [p, p], [0, 0]]);
       const sums = tf.mul(tf.avgPool(padded, k, s, 'valid'), k * k);
-      return tf.div(sums, inImageCounts(h, w, k, s, p));
+      const counts = tf.tensor4d(poolWindowCounts(h, w, k, s, p), [1, windowOut(h, k, s, p), windowOut(w, k, s, p), 1]);
+      return tf.div(sums, counts);
     }
     case 'globalavgpool':
       return tf.mean(a, [1, 2]);

@@ -169,14 +169,7 @@ class Radam extends SlotOptimizer implements Optimizer {
 
   apply(vars: Map<string, tf.Variable>, grads: Map<string, tf.Tensor>, lr: number): void {
     const { beta1, beta2, eps, weightDecay, decoupled } = this;
-    const t = this.steps + 1;
-    // Step-dependent scalars in float64, as PyTorch computes them on the host.
-    const bc1 = 1 - beta1 ** t;
-    const bc2 = 1 - beta2 ** t;
-    const rhoInf = 2 / (1 - beta2) - 1;
-    const rhoT = rhoInf - (2 * t * beta2 ** t) / bc2;
-    const rectified = rhoT > 5;
-    const rect = rectified ? Math.sqrt(((rhoT - 4) * (rhoT - 2) * rhoInf) / ((rhoInf - 4) * (rhoInf - 2) * rhoT)) : 0;
+    const { bc1, bc2, rectified, rect } = radamCoefficients(this.steps + 1, beta1, beta2);
     tf.tidy(() => {
       for (const [key, grad] of grads) {
         const p = mustGet(vars, key);
@@ -204,6 +197,21 @@ class Radam extends SlotOptimizer implements Optimizer {
     });
     this.steps++;
   }
+}
+
+/**
+ * RAdam's step-dependent scalars for update number t (1-based), in float64 as PyTorch
+ * computes them on the host: bias corrections, whether the variance is rectified yet
+ * (ρ_t > 5), and the rectification factor.
+ */
+export function radamCoefficients(t: number, beta1: number, beta2: number): { bc1: number; bc2: number; rectified: boolean; rect: number } {
+  const bc1 = 1 - beta1 ** t;
+  const bc2 = 1 - beta2 ** t;
+  const rhoInf = 2 / (1 - beta2) - 1;
+  const rhoT = rhoInf - (2 * t * beta2 ** t) / bc2;
+  const rectified = rhoT > 5;
+  const rect = rectified ? Math.sqrt(((rhoT - 4) * (rhoT - 2) * rhoInf) / ((rhoInf - 4) * (rhoInf - 2) * rhoT)) : 0;
+  return { bc1, bc2, rectified, rect };
 }
 
 function mustGet(vars: Map<string, tf.Variable>, key: string): tf.Variable {

@@ -23,7 +23,7 @@ import { GradientReplica, OrtReplica, type ReplicaLayout, type ReplicaSpec, type
 import { ReplicaWorker } from './replica-pool.ts';
 import { floatTensor, type OrtSessionConfig, requireIo, runnerModel, sessionOptions } from './session.ts';
 import { optimizerStateOf, packState, Packing, StateBanks, unpackState } from './state.ts';
-import { batchStatName, buildTrainingGraph, buildUpdateGraph, type GraphFormulation, gradName, nextName, optimizerScalarValues, STEP_OUTPUT, type TrainingGraph } from './training-graph.ts';
+import { batchStatName, buildTrainingGraph, buildUpdateGraph, type GraphFormulation, gradName, nextName, optimizerScalarValues, optimizerSlots, STEP_OUTPUT, type TrainingGraph } from './training-graph.ts';
 
 /** Below this many images per replica, BN's batch statistics get too noisy to split further. */
 export const MIN_REPLICA_ROWS = 16;
@@ -103,7 +103,7 @@ export async function createOrtTrainer(spec: TrainerSpec, cfg: OrtTrainerConfig)
     session: replicas === 1 ? cfg.session : { ...cfg.session, threads: Math.max(1, Math.floor(cfg.session.threads / replicas)) },
   };
   // Trainable parameters first: they are the prefix the replicas need every step.
-  const optimizerKeys = mode === 'step' ? tg.slots : tg.updated.flatMap((k) => slotNames(spec, k));
+  const optimizerKeys = mode === 'step' ? tg.slots : tg.updated.flatMap((k) => optimizerSlots(spec.optimizer).map((slot) => `${k}#${slot}`));
   const packing = new Packing([...tg.trainable, ...tg.runningStats, ...optimizerKeys].map((k) => [k, tg.shapes.get(k) ?? tg.shapes.get(k.split('#')[0]!)!]));
   const banks = new StateBanks(packing);
   packState(graph, packing, banks.now, spec.params);
@@ -114,12 +114,6 @@ export async function createOrtTrainer(spec: TrainerSpec, cfg: OrtTrainerConfig)
     return new FusedTrainer(graph, spec, tg, replica, packing, banks);
   }
   return DataParallelTrainer.create(graph, spec, tg, replicaSpec, replicas, groups, packing, banks, cfg.session);
-}
-
-function slotNames(spec: TrainerSpec, key: string): string[] {
-  const o = spec.optimizer;
-  const names = o.kind === 'sgd' ? ((o.momentum ?? 0) !== 0 ? ['momentum'] : []) : ['exp_avg', 'exp_avg_sq'];
-  return names.map((n) => `${key}#${n}`);
 }
 
 /** Shared bookkeeping of both trainers: state banks, the update counter, checkpoints. */

@@ -25,10 +25,10 @@
  */
 import type { ConvLayer, Graph, Layer, PoolLayer } from '../../graph/ir.ts';
 import { layerInputs, paramKey, TRAINABLE_PARAMS } from '../../graph/ir.ts';
-import { type ActShape, inferShapes, inputLayer, isMap, windowOut } from '../../graph/shapes.ts';
+import { type ActShape, inferShapes, inputLayer, isMap, poolWindowCounts, windowOut } from '../../graph/shapes.ts';
 import { DT, encodeModel, float, GraphBuilder, int, ints, str } from '../../onnx/builder.ts';
 import { COSINE_EPS, type Objective } from '../../train/objective.ts';
-import type { OptimizerConfig } from '../../train/optimizers.ts';
+import { type OptimizerConfig, radamCoefficients } from '../../train/optimizers.ts';
 import { ortParamShape } from './layout.ts';
 
 /**
@@ -138,15 +138,7 @@ export function optimizerScalarValues(opt: OptimizerConfig, step: number, lr: nu
       out['sgd.grad_scale'] = step === 0 ? 1 : 1 - (opt.dampening ?? 0);
     }
   } else {
-    const beta1 = opt.beta1 ?? 0.9;
-    const beta2 = opt.beta2 ?? 0.999;
-    const t = step + 1;
-    const bc1 = 1 - beta1 ** t;
-    const bc2 = 1 - beta2 ** t;
-    const rhoInf = 2 / (1 - beta2) - 1;
-    const rhoT = rhoInf - (2 * t * beta2 ** t) / bc2;
-    const rectified = rhoT > 5;
-    const rect = rectified ? Math.sqrt(((rhoT - 4) * (rhoT - 2) * rhoInf) / ((rhoInf - 4) * (rhoInf - 2) * rhoT)) : 0;
+    const { bc1, bc2, rectified, rect } = radamCoefficients(step + 1, opt.beta1 ?? 0.9, opt.beta2 ?? 0.999);
     out['radam.adaptive'] = rectified ? (lr * rect * Math.sqrt(bc2)) / bc1 : 0;
     out['radam.plain'] = rectified ? 0 : lr / bc1;
   }
@@ -550,15 +542,8 @@ function avgPoolGradient(c: Ctx, layer: PoolLayer, dy: string, [h, w, ch]: [numb
   const oh = windowOut(h, k, s, p);
   const ow = windowOut(w, k, s, p);
   // Each output averaged over its window's in-image pixels (count_include_pad = 0).
-  const counts = new Float32Array(oh * ow);
-  for (let y = 0; y < oh; y++) {
-    for (let x = 0; x < ow; x++) {
-      const rows = Math.min(y * s - p + k, h) - Math.max(y * s - p, 0);
-      const cols = Math.min(x * s - p + k, w) - Math.max(x * s - p, 0);
-      counts[y * ow + x] = 1 / (rows * cols);
-    }
-  }
-  const scaled = b.op1('Mul', [dy, b.floats(`${name}.invcount`, [1, 1, oh, ow], counts)], `${name}.scaled`);
+  const invCounts = poolWindowCounts(h, w, k, s, p).map((v) => 1 / v);
+  const scaled = b.op1('Mul', [dy, b.floats(`${name}.invcount`, [1, 1, oh, ow], invCounts)], `${name}.scaled`);
   const ones = b.floats(`${name}.ones`, [ch, 1, k, k], new Float32Array(ch * k * k).fill(1));
   const outPad = [h + 2 * p - ((oh - 1) * s + k), w + 2 * p - ((ow - 1) * s + k)];
   const attrs = [ints('kernel_shape', [k, k]), ints('strides', [s, s]), ints('pads', [p, p, p, p]), int('group', ch)];
