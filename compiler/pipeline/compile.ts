@@ -108,13 +108,17 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
   await checkWritableDir(opts.outDir);
   const results = new Map<string, StageResult>();
   const ran: string[] = [];
+  // Hash every kind's code now: source edited while a long compile runs must not label the
+  // later stages' cache entries with code this process never ran.
+  const code = new Map<string, string>();
+  for (const kind of new Set(plan.stages.map((s) => s.kind))) code.set(kind, await impls.codeVersion(kind));
 
   for (const spec of plan.stages) {
     const deps = new Map(spec.deps.map((d) => [d, results.get(d)!]));
     const inputs: Record<string, string> = {};
     for (const [id, r] of deps) inputs[id] = artifactsChecksum(r);
     for (const split of spec.data) inputs[`data:${split}`] = data.checksums[split];
-    const key = { name: spec.id, config: spec.config, inputs, code: await impls.codeVersion(spec.kind) };
+    const key = { name: spec.id, config: spec.config, inputs, code: code.get(spec.kind)! };
     const t0 = performance.now();
     const result = await runStage(opts.cacheDir, key, async ({ outDir, workDir }) => {
       log(`[${spec.id}] running`);

@@ -137,8 +137,12 @@ export function subtaskInput(o: {
 }
 
 const codeVersions = new Map<string, Promise<string>>();
-/** The subtask stages' code hash, with the engine's own code, and the engine that runs them. */
-async function subtaskCodeVersion(engine: Engine): Promise<string> {
+/**
+ * The subtask stages' code hash, with the engine's own code, and the engine that runs them.
+ * Cached per engine: a compile calls it as it starts, so source edited while it runs does
+ * not label its subtask stages.
+ */
+export async function subtaskCodeVersion(engine: Engine): Promise<string> {
   const { ENGINE_CODE } = await import('./stages.ts');
   let version = codeVersions.get(engine.identity);
   if (!version) {

@@ -147,6 +147,8 @@ export const command: Command = {
     const outDir = values.out ?? values.from ?? join('models', config.dataset.name);
     const cacheDir = values['cache-dir'] ?? join('.cache', 'compile');
     const sub = await import('../../pipeline/subtasks.ts');
+    // Hash the subtask stages' code now, with the modules this process has just loaded.
+    await sub.subtaskCodeVersion(engine);
     const progress = () => createProgress(process.stderr);
     let full;
     if (values.from) {
