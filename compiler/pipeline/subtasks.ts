@@ -26,12 +26,13 @@ import type { ProgressReporter } from '../train/progress.ts';
 import { hashCode, runStage, sha256File, writeFileAtomic, type StageResult } from './cache.ts';
 import type { CompileData } from './compile.ts';
 import { describeBudget, resolveSubtaskClasses, subtaskBudget, type CompileConfig, type SubtaskBudget, type SubtaskConfig } from './config.ts';
-import { evaluate, onnxClassifier, type EvalSummary } from './evaluate.ts';
+import type { EvalSummary } from './evaluate.ts';
+import { evaluateModels } from './evaluate-workers.ts';
 import { DEFAULT_SUBTASK_TUNING, fineTuneSubtask, pruneSubtask, restrictedFull, type SubtaskInput, type SubtaskTuning } from './subtask.ts';
 
 const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
 /** Source that decides a subtask stage's output. */
-const SUBTASK_CODE = ['compiler/pipeline/subtask.ts', 'compiler/pipeline/subtasks.ts', 'compiler/pipeline/evaluate.ts', 'compiler/catro', 'compiler/train', 'compiler/engine', 'compiler/graph', 'compiler/onnx', 'compiler/data/split.ts', 'shared/rng.ts', 'shared/degrade.ts', 'shared/degrade', 'shared/preprocess.ts'];
+const SUBTASK_CODE = ['compiler/pipeline/subtask.ts', 'compiler/pipeline/subtasks.ts', 'compiler/pipeline/evaluate.ts', 'compiler/pipeline/evaluate-workers.ts', 'compiler/pipeline/evaluate-worker.ts', 'compiler/catro', 'compiler/train', 'compiler/engine', 'compiler/graph', 'compiler/onnx', 'compiler/data/split.ts', 'shared/rng.ts', 'shared/degrade.ts', 'shared/degrade', 'shared/preprocess.ts'];
 
 /** Files a published full model leaves beside the manifest, for `--from`. */
 export const FULL_CKPT = 'full.ckpt';
@@ -64,7 +65,7 @@ export interface SubtaskOutcome {
   /** With --baselines: L1-norm and random channels at CATRO's widths, same fine-tuning. */
   l1?: { before: EvalSummary; after: EvalSummary };
   random?: { before: EvalSummary; after: EvalSummary };
-  seconds: { prune: number; fineTune: number; total: number };
+  seconds: { prune: number; fineTune: number; evaluate?: number; total: number };
 }
 
 export interface SubtaskRunOptions {
@@ -205,43 +206,41 @@ async function compileSubtask(o: CompileSubtaskOptions): Promise<SubtaskOutcome>
   const input = subtaskInput({ config, allTrain: data.train, splits, full, subtask: o.subtask, classes: o.classes, tuning: o.tuning, engine: o.engine });
   const test = subsetClasses(data.test, o.classes);
   const labels = o.classes.map((c) => data.test.classNames[c]!);
-  const evalModel = async (graph: Graph, params: ParamStore): Promise<{ summary: EvalSummary; onnx: Uint8Array }> => {
-    const onnx = exportOnnx(graph, params, { labels, classes: o.classes, mean: config.dataset.mean, std: config.dataset.std });
-    const model = await onnxClassifier(onnx);
-    try {
-      const evaluation = { ...config.evaluation };
-      const result = await evaluate(model.classify, test, { ranges: config.degradations, evaluation, quick: o.quick, mean: config.dataset.mean, std: config.dataset.std });
-      return { summary: result.summary, onnx };
-    } finally {
-      await model.close();
-    }
-  };
+  const exported = (m: { graph: Graph; params: ParamStore }) => exportOnnx(m.graph, m.params, { labels, classes: o.classes, mean: config.dataset.mean, std: config.dataset.std });
   const pct = (s: EvalSummary) => `clean ${(100 * (s.clean ?? 0)).toFixed(1)}%, degraded mean ${(100 * (s.degradedMean ?? 0)).toFixed(1)}%`;
-
-  const restricted = restrictedFull(input);
-  const restrictedEval = (await evalModel(restricted.graph, restricted.params)).summary;
-  o.log(`unpruned, restricted to ${labels.join(', ')}: ${pct(restrictedEval)}`);
 
   const tPrune = performance.now();
   const catro = await pruneSubtask(input, 'catro');
   const pruneSeconds = (performance.now() - tPrune) / 1000;
   o.log(`CATRO kept ${catro.macs.pruned} of ${catro.macs.full} MACs (${((100 * catro.macs.pruned) / catro.macs.full).toFixed(1)}%; budget: ${describeBudget(input.budget)}) in ${pruneSeconds.toFixed(1)} s`);
 
+  // Every model is exported as it is made and evaluated at the end, all in one pass over the
+  // degraded test images: the same images for each, degraded once.
   const tune = async (selector: string, pruned: PruneResult) => {
-    const before = (await evalModel(pruned.graph, pruned.params)).summary;
+    const before = exported(pruned);
     const tuned = await fineTuneSubtask(input, pruned, { outDir: join(o.workDir, selector), progress: o.progress?.() });
     const params = tuned.best?.params ?? tuned.params;
-    const after = await evalModel(pruned.graph, params);
-    o.log(`${selector}: before fine-tuning ${pct(before)}; after ${pct(after.summary)}`);
-    return { before, after: after.summary, params, onnx: after.onnx };
+    return { before, after: exported({ graph: pruned.graph, params }), params };
   };
-
   const tFine = performance.now();
   const main = await tune('catro', catro);
   const fineSeconds = (performance.now() - tFine) / 1000;
+  const baselines = o.baselines ? [
+    { selector: 'l1' as const, ...(await tune('l1', await pruneSubtask(input, 'l1', catro.widths.widths))) },
+    { selector: 'random' as const, ...(await tune('random', await pruneSubtask(input, 'random', catro.widths.widths))) },
+  ] : [];
+
+  const tEval = performance.now();
+  const models = [exported(restrictedFull(input)), main.before, main.after, ...baselines.flatMap((b) => [b.before, b.after])];
+  const evals = (await evaluateModels(models, test, { ranges: config.degradations, evaluation: config.evaluation, quick: o.quick, mean: config.dataset.mean, std: config.dataset.std })).map((r) => r.summary);
+  const evalSeconds = (performance.now() - tEval) / 1000;
+  const [restrictedEval, catroBefore, catroAfter] = evals as [EvalSummary, EvalSummary, EvalSummary];
+  o.log(`unpruned, restricted to ${labels.join(', ')}: ${pct(restrictedEval)}`);
+  o.log(`catro: before fine-tuning ${pct(catroBefore)}; after ${pct(catroAfter)}`);
+
   writeParams(join(o.outDir, 'params.ckpt'), catro.graph.arch, main.params, 0, null);
   await writeFileAtomic(join(o.outDir, 'graph.json'), JSON.stringify(catro.graph));
-  await writeFileAtomic(join(o.outDir, 'model.onnx'), main.onnx);
+  await writeFileAtomic(join(o.outDir, 'model.onnx'), main.after);
 
   const outcome: SubtaskOutcome = {
     name: o.subtask.name,
@@ -250,17 +249,16 @@ async function compileSubtask(o: CompileSubtaskOptions): Promise<SubtaskOutcome>
     macs: catro.macs,
     params: catro.paramCount,
     restricted: restrictedEval,
-    catro: { before: main.before, after: main.after },
-    seconds: { prune: pruneSeconds, fineTune: fineSeconds, total: 0 },
+    catro: { before: catroBefore, after: catroAfter },
+    seconds: { prune: pruneSeconds, fineTune: fineSeconds, evaluate: evalSeconds, total: 0 },
   };
-  if (o.baselines) {
-    for (const selector of ['l1', 'random'] as const) {
-      const pruned = await pruneSubtask(input, selector, catro.widths.widths);
-      const r = await tune(selector, pruned);
-      outcome[selector] = { before: r.before, after: r.after };
-    }
+  for (const [i, b] of baselines.entries()) {
+    const [before, after] = [evals[3 + 2 * i]!, evals[4 + 2 * i]!];
+    o.log(`${b.selector}: before fine-tuning ${pct(before)}; after ${pct(after)}`);
+    outcome[b.selector] = { before, after };
   }
   outcome.seconds.total = (performance.now() - t0) / 1000;
+  o.log(`pruned in ${pruneSeconds.toFixed(1)} s, fine-tuned in ${fineSeconds.toFixed(1)} s, ${models.length} models evaluated in ${evalSeconds.toFixed(1)} s; ${outcome.seconds.total.toFixed(1)} s in all`);
   await writeFileAtomic(join(o.outDir, 'outcome.json'), JSON.stringify(outcome, null, 1));
   return outcome;
 }
