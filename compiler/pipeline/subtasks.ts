@@ -26,13 +26,12 @@ import type { ProgressReporter } from '../train/progress.ts';
 import { hashCode, runStage, sha256File, writeFileAtomic, type StageResult } from './cache.ts';
 import type { CompileData } from './compile.ts';
 import { describeBudget, resolveSubtaskClasses, subtaskBudget, type CompileConfig, type SubtaskBudget, type SubtaskConfig } from './config.ts';
-import type { EvalSummary } from './evaluate.ts';
-import { evaluateModels } from './evaluate-workers.ts';
+import { evaluateAll, onnxClassifier, type EvalSummary } from './evaluate.ts';
 import { DEFAULT_SUBTASK_TUNING, fineTuneSubtask, pruneSubtask, restrictedFull, type SubtaskInput, type SubtaskTuning } from './subtask.ts';
 
 const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
 /** Source that decides a subtask stage's output. */
-const SUBTASK_CODE = ['compiler/pipeline/subtask.ts', 'compiler/pipeline/subtasks.ts', 'compiler/pipeline/evaluate.ts', 'compiler/pipeline/evaluate-workers.ts', 'compiler/pipeline/evaluate-worker.ts', 'compiler/catro', 'compiler/train', 'compiler/engine', 'compiler/graph', 'compiler/onnx', 'compiler/data/split.ts', 'shared/rng.ts', 'shared/degrade.ts', 'shared/degrade', 'shared/preprocess.ts'];
+const SUBTASK_CODE = ['compiler/pipeline/subtask.ts', 'compiler/pipeline/subtasks.ts', 'compiler/pipeline/evaluate.ts', 'compiler/catro', 'compiler/train', 'compiler/engine', 'compiler/graph', 'compiler/onnx', 'compiler/data/split.ts', 'shared/rng.ts', 'shared/degrade.ts', 'shared/degrade', 'shared/preprocess.ts'];
 
 /** Files a published full model leaves beside the manifest, for `--from`. */
 export const FULL_CKPT = 'full.ckpt';
@@ -214,8 +213,8 @@ async function compileSubtask(o: CompileSubtaskOptions): Promise<SubtaskOutcome>
   const pruneSeconds = (performance.now() - tPrune) / 1000;
   o.log(`CATRO kept ${catro.macs.pruned} of ${catro.macs.full} MACs (${((100 * catro.macs.pruned) / catro.macs.full).toFixed(1)}%; budget: ${describeBudget(input.budget)}) in ${pruneSeconds.toFixed(1)} s`);
 
-  // Every model is exported as it is made and evaluated at the end, all in one pass over the
-  // degraded test images: the same images for each, degraded once.
+  // Every model is exported as it is made and evaluated at the end, together: each pass over
+  // the test images is degraded once and answered by all of them.
   const tune = async (selector: string, pruned: PruneResult) => {
     const before = exported(pruned);
     const tuned = await fineTuneSubtask(input, pruned, { outDir: join(o.workDir, selector), progress: o.progress?.() });
@@ -232,7 +231,14 @@ async function compileSubtask(o: CompileSubtaskOptions): Promise<SubtaskOutcome>
 
   const tEval = performance.now();
   const models = [exported(restrictedFull(input)), main.before, main.after, ...baselines.flatMap((b) => [b.before, b.after])];
-  const evals = (await evaluateModels(models, test, { ranges: config.degradations, evaluation: config.evaluation, quick: o.quick, mean: config.dataset.mean, std: config.dataset.std })).map((r) => r.summary);
+  const classifiers = await Promise.all(models.map((m) => onnxClassifier(m)));
+  let evals: EvalSummary[];
+  try {
+    const results = await evaluateAll(classifiers.map((m) => m.classify), test, { ranges: config.degradations, evaluation: config.evaluation, quick: o.quick, mean: config.dataset.mean, std: config.dataset.std });
+    evals = results.map((r) => r.summary);
+  } finally {
+    await Promise.all(classifiers.map((m) => m.close()));
+  }
   const evalSeconds = (performance.now() - tEval) / 1000;
   const [restrictedEval, catroBefore, catroAfter] = evals as [EvalSummary, EvalSummary, EvalSummary];
   o.log(`unpruned, restricted to ${labels.join(', ')}: ${pct(restrictedEval)}`);

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { LabelledImages } from '../../compiler/data/types.ts';
 import type { EvaluationConfig } from '../../compiler/pipeline/config.ts';
-import { argmaxCorrect, evaluate, toAccuracyReport, type Classifier } from '../../compiler/pipeline/evaluate.ts';
+import { argmaxCorrect, evaluate, evaluateAll, onnxClassifier, toAccuracyReport, type Classifier } from '../../compiler/pipeline/evaluate.ts';
+import { buildGraph } from '../../compiler/graph/arch.ts';
+import { initParams } from '../../compiler/graph/builders.ts';
+import { exportOnnx } from '../../compiler/onnx/export.ts';
+import { Rng } from '../../shared/rng.ts';
 import { DEGRADATION_KINDS } from '../../shared/manifest.ts';
 
 const H = 6;
@@ -100,4 +104,53 @@ describe('evaluation protocol', () => {
     expect(argmaxCorrect(logits, [9, 9, 1, 0, 2], 2, 3, 3)).toBe(3);
     expect(argmaxCorrect(logits, [0, 1, 0], 0, 3, 3)).toBe(0);
   });
+});
+
+describe('several models at once, and the multi-threaded classifier', () => {
+  const onnxRanges = { jpeg: { min: 1, max: 101 }, blur: { min: 0, max: 50 }, awgn: { min: 0, max: 50 }, saltpepper: { min: 0, max: 25 } };
+  const norm = { mean: [0.3], std: [0.3] };
+  /** 12×12 grey noise images with arbitrary labels: the models' answers are what is compared. */
+  function noise(count: number): LabelledImages {
+    const rng = new Rng(9);
+    const images = new Uint8Array(count * 144).map(() => Math.floor(rng.float() * 256));
+    const labels = new Uint16Array(count).map((_, i) => i % 3);
+    return { name: 'noise', split: 'test', count, height: 12, width: 12, channels: 1, images, labels, classNames: ['a', 'b', 'c'] };
+  }
+  function model(seed: number): Uint8Array {
+    const graph = buildGraph({ arch: 'resnet8', width: 0.5, input: [12, 12, 1], classes: 3, shortcut: 'projection' });
+    return exportOnnx(graph, initParams(graph, new Rng(seed)), { labels: ['a', 'b', 'c'], ...norm });
+  }
+
+  it('evaluateAll gives each model exactly what evaluate() gives it alone', async () => {
+    const test = noise(23);
+    const opts = { ranges: onnxRanges, evaluation: evaluation({ seed: 4 }), quick: false, ...norm };
+    const models = await Promise.all([1, 2, 3].map((s) => onnxClassifier(model(s), 1)));
+    try {
+      const alone = [];
+      for (const m of models) alone.push(await evaluate(m.classify, test, opts));
+      // The three random models disagree somewhere, so a mix-up of models would show.
+      expect(new Set(alone.map((r) => JSON.stringify(r.points.map((p) => p.correct)))).size).toBeGreaterThan(1);
+      expect(await evaluateAll(models.map((m) => m.classify), test, opts)).toEqual(alone);
+    } finally {
+      await Promise.all(models.map((m) => m.close()));
+    }
+  }, 60_000);
+
+  it('onnxClassifier on 2 threads answers with the logits of 1 thread, bit for bit', async () => {
+    const m = model(5);
+    const one = await onnxClassifier(m, 1);
+    const two = await onnxClassifier(m, 2);
+    try {
+      const rng = new Rng(2);
+      for (const n of [1, 7, 250]) {
+        const input = new Float32Array(n * 144).map(() => rng.gaussian());
+        const expected = await one.classify(input, { n, c: 1, h: 12, w: 12 });
+        expect(expected.length).toBe(n * 3);
+        expect(await two.classify(input, { n, c: 1, h: 12, w: 12 })).toEqual(expected);
+      }
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  }, 60_000);
 });
