@@ -11,87 +11,15 @@ import { fromOrtLayout, toOrtLayout } from '../../compiler/engine/ort/layout.ts'
 import { sessionOptions } from '../../compiler/engine/ort/session.ts';
 import { batchStatName, buildTrainingGraph, type GraphFormulation, gradName, STEP_OUTPUT, type TrainingGraph } from '../../compiler/engine/ort/training-graph.ts';
 import type { BnStatistics, HostBatch } from '../../compiler/engine/types.ts';
-import { initParams } from '../../compiler/graph/builders.ts';
-import type { Graph, HostTensor, Layer, ParamStore, Shape3 } from '../../compiler/graph/ir.ts';
-import { type ActShape, inferLayerShapes, inferShapes, inputLayer } from '../../compiler/graph/shapes.ts';
+import type { Graph, HostTensor, ParamStore } from '../../compiler/graph/ir.ts';
+import { inferShapes, inputLayer } from '../../compiler/graph/shapes.ts';
 import { forward, toVariables, trainableVariables } from '../../compiler/nn/forward.ts';
 import type { Objective } from '../../compiler/train/objective.ts';
 import { TestRng } from '../nn/test-rng.ts';
 
 export { TestRng };
 
-export const pick = <T>(rng: TestRng, xs: readonly T[]): T => xs[Math.floor(rng.float() * xs.length)]!;
-const randInt = (rng: TestRng, lo: number, hi: number): number => lo + Math.floor(rng.float() * (hi - lo + 1));
-
-/**
- * A random valid graph (after test/onnx/random-graphs.test.ts): a chain of feature-map
- * layers (conv with or without BN, BN, ReLU, pools with and without padding, option-A
- * shortcuts, adds between branches) on an odd, often non-square input of 1 or 3 channels,
- * then a head: global average pool or flatten (NHWC and NCHW orders differ unless the map
- * is 1×1 or has one channel), optionally ReLU and a BN on the vector, a dense layer, and
- * sometimes a BN after the dense layer. `feature` is left unset.
- *
- * Average pools are unpadded: tfjs, the reference these graphs are checked against,
- * computes a padded average pool's gradient wrongly (gradients.test.ts tests that case
- * against an exact reference instead).
- */
-export function randomGraph(seed: number): Graph {
-  const rng = new TestRng(seed);
-  const input: Shape3 = [randInt(rng, 3, 11), randInt(rng, 3, 11), pick(rng, [1, 3])];
-  const layers: Layer[] = [{ kind: 'input', name: 'input', shape: input }];
-  const shapes = new Map<string, ActShape>([['input', input]]);
-  let last = 'input';
-  let n = 0;
-  const push = (layer: Layer): void => {
-    const s = inferLayerShapes({ arch: 'trial', layers: [...layers, layer], output: layer.name });
-    layers.push(layer);
-    shapes.set(layer.name, s.get(layer.name)!);
-    last = layer.name;
-  };
-  // Something trainable first, so every later layer has a gradient path to a parameter.
-  const first = Math.min(randInt(rng, 1, 3), input[0], input[1]);
-  push({ kind: 'conv', name: `l${n++}`, input: 'input', filters: randInt(rng, 1, 5), kernel: first, stride: randInt(rng, 1, 2), pad: randInt(rng, 0, first - 1), bias: rng.float() < 0.5 });
-  const steps = randInt(rng, 2, 7);
-  for (let i = 0; i < steps; i++) {
-    const [h, w, c] = shapes.get(last) as Shape3;
-    const name = `l${n++}`;
-    const op = pick(rng, ['conv', 'conv', 'convbn', 'bn', 'relu', 'pool', 'padshortcut', 'add'] as const);
-    if (op === 'conv' || op === 'convbn') {
-      const kernel = Math.min(randInt(rng, 1, 3), h, w);
-      push({ kind: 'conv', name, input: last, filters: randInt(rng, 1, 5), kernel, stride: randInt(rng, 1, 2), pad: randInt(rng, 0, kernel - 1), bias: rng.float() < 0.5 });
-      if (op === 'convbn') push({ kind: 'bn', name: `${name}.bn`, input: name, eps: pick(rng, [1e-5, 1e-3]), momentum: 0.9 });
-    } else if (op === 'bn') {
-      push({ kind: 'bn', name, input: last, eps: 1e-5, momentum: 0.9 });
-    } else if (op === 'relu') {
-      push({ kind: 'relu', name, input: last });
-    } else if (op === 'pool') {
-      const kernel = Math.min(randInt(rng, 1, 3), h, w);
-      const kind = pick(rng, ['maxpool', 'avgpool'] as const);
-      const pad = randInt(rng, 0, kernel >> 1);
-      push({ kind, name, input: last, kernel, stride: randInt(rng, 1, 2), pad });
-    } else if (op === 'padshortcut') {
-      push({ kind: 'padshortcut', name, input: last, stride: randInt(rng, 1, 2), filters: c + randInt(rng, 0, 3) });
-    } else {
-      // Add the current tensor to an earlier one of the same shape, or else to its own ReLU.
-      const same = [...shapes].filter(([k, s]) => k !== last && k !== 'input' && s.join() === [h, w, c].join()).map(([k]) => k);
-      const a = last;
-      let b: string;
-      if (same.length > 0) b = pick(rng, same);
-      else push({ kind: 'relu', name: (b = `${name}.r`), input: last });
-      push({ kind: 'add', name, inputs: [a, b] });
-    }
-  }
-  const [h, w] = shapes.get(last) as Shape3;
-  if (rng.float() < 0.5 || h * w === 1) push({ kind: 'globalavgpool', name: 'head', input: last });
-  else push({ kind: 'flatten', name: 'head', input: last });
-  if (rng.float() < 0.3) push({ kind: 'relu', name: 'head.relu', input: last });
-  if (rng.float() < 0.3) push({ kind: 'bn', name: 'head.bn', input: last, eps: 1e-3, momentum: 0.9 });
-  push({ kind: 'dense', name: 'fc', input: last, units: randInt(rng, 2, 5) });
-  if (rng.float() < 0.3) push({ kind: 'bn', name: 'fc.bn', input: 'fc', eps: 1e-5, momentum: 0.9 });
-  const graph: Graph = { arch: `random-${seed}`, layers, output: last };
-  inferShapes(graph);
-  return graph;
-}
+export { pick, randomGraph, randomParams } from '../helpers/random-graphs.ts';
 
 /** A readable one-line description of a graph, for assertion messages. */
 export function describeGraph(graph: Graph): string {
@@ -102,19 +30,6 @@ export function describeGraph(graph: Graph): string {
       return `${l.name}:${l.kind}${extra}[${shapes.get(l.name)!.join('×')}]`;
     })
     .join(' ')}${graph.feature ? ` feature=${graph.feature}` : ''}`;
-}
-
-/** Initial parameters with BN γ, β and the running statistics moved away from 1 and 0. */
-export function randomParams(graph: Graph, seed: number): ParamStore {
-  const rng = new TestRng(seed);
-  const p = initParams(graph, rng);
-  for (const [key, t] of p) {
-    const n = t.data.length;
-    if (key.endsWith('/gamma')) t.data.set(rng.uniform(n, 0.5, 1.5));
-    if (key.endsWith('/beta') || key.endsWith('/mean') || key.endsWith('/bias')) t.data.set(rng.uniform(n, -0.5, 0.5));
-    if (key.endsWith('/variance')) t.data.set(rng.uniform(n, 0.5, 2));
-  }
-  return p;
 }
 
 const classesOf = (graph: Graph): number => (inferShapes(graph).get(graph.output) as [number])[0];

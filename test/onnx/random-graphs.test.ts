@@ -7,84 +7,16 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initParams } from '../../compiler/graph/builders.ts';
-import type { Graph, Layer, ParamStore, Shape3 } from '../../compiler/graph/ir.ts';
-import { type ActShape, inferLayerShapes, inferShapes } from '../../compiler/graph/shapes.ts';
+import type { Shape3 } from '../../compiler/graph/ir.ts';
+import { inferShapes } from '../../compiler/graph/shapes.ts';
 import { forward, toVariables } from '../../compiler/nn/forward.ts';
 import { exportOnnx } from '../../compiler/onnx/export.ts';
 import { TestRng } from '../nn/test-rng.ts';
+import { randomGraph, randomParams } from '../helpers/random-graphs.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
-
-const pick = <T>(rng: TestRng, xs: readonly T[]): T => xs[Math.floor(rng.float() * xs.length)]!;
-const int = (rng: TestRng, lo: number, hi: number): number => lo + Math.floor(rng.float() * (hi - lo + 1));
-
-/** A random valid graph: a chain of feature-map layers with occasional adds, then a head. */
-function randomGraph(seed: number): Graph {
-  const rng = new TestRng(seed);
-  const input: Shape3 = [int(rng, 3, 11), int(rng, 3, 11), int(rng, 1, 3)];
-  const layers: Layer[] = [{ kind: 'input', name: 'input', shape: input }];
-  const shapes = new Map<string, ActShape>([['input', input]]);
-  let last = 'input';
-  let n = 0;
-  const push = (layer: Layer): void => {
-    const s = inferLayerShapes({ arch: 'trial', layers: [...layers, layer], output: layer.name });
-    layers.push(layer);
-    shapes.set(layer.name, s.get(layer.name)!);
-    last = layer.name;
-  };
-  const steps = int(rng, 2, 7);
-  for (let i = 0; i < steps; i++) {
-    const [h, w, c] = shapes.get(last) as Shape3;
-    const name = `l${n++}`;
-    const op = pick(rng, ['conv', 'conv', 'convbn', 'bn', 'relu', 'pool', 'padshortcut', 'add'] as const);
-    if (op === 'conv' || op === 'convbn') {
-      const kernel = Math.min(int(rng, 1, 3), h, w);
-      push({ kind: 'conv', name, input: last, filters: int(rng, 1, 5), kernel, stride: int(rng, 1, 2), pad: int(rng, 0, kernel - 1), bias: rng.float() < 0.5 });
-      if (op === 'convbn') push({ kind: 'bn', name: `${name}.bn`, input: name, eps: pick(rng, [1e-5, 1e-3]), momentum: 0.9 });
-    } else if (op === 'bn') {
-      push({ kind: 'bn', name, input: last, eps: 1e-5, momentum: 0.9 });
-    } else if (op === 'relu') {
-      push({ kind: 'relu', name, input: last });
-    } else if (op === 'pool') {
-      const kernel = Math.min(int(rng, 1, 3), h, w);
-      push({ kind: pick(rng, ['maxpool', 'avgpool'] as const), name, input: last, kernel, stride: int(rng, 1, 2), pad: int(rng, 0, kernel >> 1) });
-    } else if (op === 'padshortcut') {
-      push({ kind: 'padshortcut', name, input: last, stride: int(rng, 1, 2), filters: c + int(rng, 0, 3) });
-    } else {
-      // Add the current tensor to an earlier one of the same shape, or else to its own ReLU.
-      const same = [...shapes].filter(([k, s]) => k !== last && s.join() === [h, w, c].join()).map(([k]) => k);
-      const a = last;
-      let b: string;
-      if (same.length > 0) b = pick(rng, same);
-      else push({ kind: 'relu', name: (b = `${name}.r`), input: last });
-      push({ kind: 'add', name, inputs: [a, b] });
-    }
-  }
-  const [h, w] = shapes.get(last) as Shape3;
-  if (rng.float() < 0.5 || h * w === 1) push({ kind: 'globalavgpool', name: 'head', input: last });
-  else push({ kind: 'flatten', name: 'head', input: last });
-  if (rng.float() < 0.3) push({ kind: 'relu', name: 'head.relu', input: last });
-  push({ kind: 'dense', name: 'fc', input: last, units: int(rng, 1, 4) });
-  if (rng.float() < 0.3) push({ kind: 'bn', name: 'fc.bn', input: 'fc', eps: 1e-5, momentum: 0.9 });
-  const graph: Graph = { arch: `random-${seed}`, layers, output: last };
-  inferShapes(graph);
-  return graph;
-}
-
-function randomParams(graph: Graph, seed: number): ParamStore {
-  const rng = new TestRng(seed);
-  const p = initParams(graph, rng);
-  for (const [key, t] of p) {
-    const n = t.data.length;
-    if (key.endsWith('/gamma')) t.data.set(rng.uniform(n, 0.5, 1.5));
-    if (key.endsWith('/beta') || key.endsWith('/mean') || key.endsWith('/bias')) t.data.set(rng.uniform(n, -0.5, 0.5));
-    if (key.endsWith('/variance')) t.data.set(rng.uniform(n, 0.5, 2));
-  }
-  return p;
-}
 
 describe('exportOnnx parity on 120 random graphs', () => {
   it('onnxruntime-node matches the tfjs interpreter within 1e-4 on every graph', async () => {
