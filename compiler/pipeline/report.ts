@@ -152,8 +152,8 @@ function legend(rows: ReportRow[]): string {
 }
 
 /** Accuracy averaged over clean images and the four degradations (each counted once); null if a cell is missing. */
-export function meanCleanAndDegraded(s: EvalSummary): number | null {
-  return s.clean === null || s.degradedMean === null ? null : (s.clean + 4 * s.degradedMean) / 5;
+export function meanCleanAndDegraded(s: EvalSummary | undefined): number | null {
+  return !s || s.clean === null || s.degradedMean === null ? null : (s.clean + 4 * s.degradedMean) / 5;
 }
 
 /** The variants of a subtask the chart compares: the pruned ones after fine-tuning, and the unpruned model. */

@@ -60,7 +60,8 @@ export interface SubtaskOutcome {
   params: { full: number; pruned: number };
   /** The unpruned model with its classifier restricted to the subtask (reference row). */
   restricted: EvalSummary;
-  catro: { before: EvalSummary; after: EvalSummary };
+  /** `before` (the pruned model before fine-tuning) only with --baselines. */
+  catro: { before?: EvalSummary; after: EvalSummary };
   /** With --baselines: L1-norm and random channels at CATRO's widths, same fine-tuning. */
   l1?: { before: EvalSummary; after: EvalSummary };
   random?: { before: EvalSummary; after: EvalSummary };
@@ -214,9 +215,12 @@ async function compileSubtask(o: CompileSubtaskOptions): Promise<SubtaskOutcome>
   o.log(`CATRO kept ${catro.macs.pruned} of ${catro.macs.full} MACs (${((100 * catro.macs.pruned) / catro.macs.full).toFixed(1)}%; budget: ${describeBudget(input.budget)}) in ${pruneSeconds.toFixed(1)} s`);
 
   // Every model is exported as it is made and evaluated at the end, together: each pass over
-  // the test images is degraded once and answered by all of them.
+  // the test images is degraded once and answered by all of them. The pruned models before
+  // fine-tuning are the selectors' comparison (docs/catro.md), so they are evaluated only with
+  // --baselines: a plain compile evaluates the unpruned model restricted to the subtask (the
+  // reference row) and the model it ships, which keeps one new subtask near a minute.
   const tune = async (selector: string, pruned: PruneResult) => {
-    const before = exported(pruned);
+    const before = o.baselines ? exported(pruned) : undefined;
     const tuned = await fineTuneSubtask(input, pruned, { outDir: join(o.workDir, selector), progress: o.progress?.() });
     const params = tuned.best?.params ?? tuned.params;
     return { before, after: exported({ graph: pruned.graph, params }), params };
@@ -230,7 +234,8 @@ async function compileSubtask(o: CompileSubtaskOptions): Promise<SubtaskOutcome>
   ] : [];
 
   const tEval = performance.now();
-  const models = [exported(restrictedFull(input)), main.before, main.after, ...baselines.flatMap((b) => [b.before, b.after])];
+  const variants = [main, ...baselines];
+  const models = [exported(restrictedFull(input)), ...variants.flatMap((v) => (v.before ? [v.before, v.after] : [v.after]))];
   const classifiers = await Promise.all(models.map((m) => onnxClassifier(m)));
   let evals: EvalSummary[];
   try {
@@ -240,9 +245,12 @@ async function compileSubtask(o: CompileSubtaskOptions): Promise<SubtaskOutcome>
     await Promise.all(classifiers.map((m) => m.close()));
   }
   const evalSeconds = (performance.now() - tEval) / 1000;
-  const [restrictedEval, catroBefore, catroAfter] = evals as [EvalSummary, EvalSummary, EvalSummary];
+  // evals: the restricted model, then each variant's [before,] after, in order.
+  let next = 1;
+  const [restrictedEval, ...variantEvals] = [evals[0]!, ...variants.map((v) => ({ before: v.before ? evals[next++] : undefined, after: evals[next++]! }))];
+  const catroEval = variantEvals[0]!;
   o.log(`unpruned, restricted to ${labels.join(', ')}: ${pct(restrictedEval)}`);
-  o.log(`catro: before fine-tuning ${pct(catroBefore)}; after ${pct(catroAfter)}`);
+  o.log(`catro: ${catroEval.before ? `before fine-tuning ${pct(catroEval.before)}; after ` : ''}${pct(catroEval.after)}`);
 
   writeParams(join(o.outDir, 'params.ckpt'), catro.graph.arch, main.params, 0, null);
   await writeFileAtomic(join(o.outDir, 'graph.json'), JSON.stringify(catro.graph));
@@ -255,13 +263,13 @@ async function compileSubtask(o: CompileSubtaskOptions): Promise<SubtaskOutcome>
     macs: catro.macs,
     params: catro.paramCount,
     restricted: restrictedEval,
-    catro: { before: catroBefore, after: catroAfter },
+    catro: catroEval,
     seconds: { prune: pruneSeconds, fineTune: fineSeconds, evaluate: evalSeconds, total: 0 },
   };
   for (const [i, b] of baselines.entries()) {
-    const [before, after] = [evals[3 + 2 * i]!, evals[4 + 2 * i]!];
-    o.log(`${b.selector}: before fine-tuning ${pct(before)}; after ${pct(after)}`);
-    outcome[b.selector] = { before, after };
+    const { before, after } = variantEvals[1 + i]!;
+    o.log(`${b.selector}: before fine-tuning ${pct(before!)}; after ${pct(after)}`);
+    outcome[b.selector] = { before: before!, after };
   }
   outcome.seconds.total = (performance.now() - t0) / 1000;
   o.log(`pruned in ${pruneSeconds.toFixed(1)} s, fine-tuned in ${fineSeconds.toFixed(1)} s, ${models.length} models evaluated in ${evalSeconds.toFixed(1)} s; ${outcome.seconds.total.toFixed(1)} s in all`);
@@ -293,7 +301,7 @@ export function subtaskTableMarkdown(outcomes: SubtaskOutcome[]): string {
   for (const o of outcomes) {
     const base = (s: { before: EvalSummary; after: EvalSummary } | undefined) => (s ? `${p(mean5(s.before))} → ${p(mean5(s.after))}` : '—');
     lines.push(
-      `| ${o.name} | ${o.labels.join(', ')} | ${o.macs.pruned.toLocaleString('en')} (${((100 * o.macs.pruned) / o.macs.full).toFixed(1)}%) | ${o.params.pruned.toLocaleString('en')} | ${p(o.restricted.clean)} / ${p(o.restricted.degradedMean)} / ${p(mean5(o.restricted))} | ${p(mean5(o.catro.before))} | ${p(o.catro.after.clean)} / ${p(o.catro.after.degradedMean)} / ${p(mean5(o.catro.after))} | ${base(o.l1)} | ${base(o.random)} |`,
+      `| ${o.name} | ${o.labels.join(', ')} | ${o.macs.pruned.toLocaleString('en')} (${((100 * o.macs.pruned) / o.macs.full).toFixed(1)}%) | ${o.params.pruned.toLocaleString('en')} | ${p(o.restricted.clean)} / ${p(o.restricted.degradedMean)} / ${p(mean5(o.restricted))} | ${o.catro.before ? p(mean5(o.catro.before)) : '—'} | ${p(o.catro.after.clean)} / ${p(o.catro.after.degradedMean)} / ${p(mean5(o.catro.after))} | ${base(o.l1)} | ${base(o.random)} |`,
     );
   }
   return lines.join('\n');

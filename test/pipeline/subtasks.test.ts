@@ -52,6 +52,10 @@ describe('subtask stages and manifest merge (--from a published full model)', ()
     expect(outcome.classes).toEqual([1, 3]);
     expect(outcome.macs.pruned).toBeLessThan(0.56 * outcome.macs.full);
     expect(outcome.restricted.clean).not.toBeNull();
+    // Without --baselines the pruned model is evaluated once, after fine-tuning.
+    expect(outcome.catro.before).toBeUndefined();
+    expect(outcome.l1).toBeUndefined();
+    expect(lines.some((l) => /^\[subtask-right\] pruned .*, 2 models evaluated in/.test(l))).toBe(true);
 
     await publishSubtasks(dir, 'hash', results, (l) => lines.push(l));
     const merged = parseManifest(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')));
@@ -67,6 +71,15 @@ describe('subtask stages and manifest merge (--from a published full model)', ()
 
     const again = await runSubtasks(opts);
     expect(again.get('right')!.cached).toBe(true);
+
+    // With --baselines: before and after for CATRO, L1 and random; CATRO's model and figures unchanged.
+    const compared = await readOutcome((await runSubtasks({ ...opts, baselines: true, cacheDir: join(dir, 'cache-baselines') })).get('right')!);
+    for (const v of [compared.catro, compared.l1!, compared.random!]) {
+      expect(v.before!.clean).not.toBeNull();
+      expect(v.after.clean).not.toBeNull();
+    }
+    expect(compared.catro.after).toEqual(outcome.catro.after);
+    expect(compared.restricted).toEqual(outcome.restricted);
 
     // A layer name in keep ratios that the model does not have fails before any subtask runs.
     const typo = parseCompileConfig(
