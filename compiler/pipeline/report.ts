@@ -175,7 +175,7 @@ export function subtaskPoints(o: SubtaskOutcome): { method: SubtaskMethod; macs:
 }
 
 function subtaskTable(outcomes: SubtaskOutcome[]): string {
-  const beforeAfter = (v: { before: EvalSummary; after: EvalSummary } | undefined) => (v ? `${pct(meanCleanAndDegraded(v.before))} → ${pct(meanCleanAndDegraded(v.after))}` : '—');
+  const beforeAfter = (v: { before?: EvalSummary; after: EvalSummary } | undefined) => (v ? `${pct(meanCleanAndDegraded(v.before))} → ${pct(meanCleanAndDegraded(v.after))}` : '—');
   const head = ['Subtask', 'Classes', 'MACs', 'Of full', 'Params', 'Unpruned clean', 'Unpruned degr.', 'Unpruned mean', 'CATRO before FT', 'CATRO clean', 'CATRO degr.', 'CATRO mean', 'L1 before → after', 'Random before → after', 'Time'];
   return [
     '<table id="subtasks"><thead><tr>' + head.map((t) => `<th>${escapeHtml(t)}</th>`).join('') + '</tr></thead><tbody>',
@@ -185,8 +185,8 @@ function subtaskTable(outcomes: SubtaskOutcome[]): string {
         o.macs.pruned.toLocaleString('en'),
         `${((100 * o.macs.pruned) / o.macs.full).toFixed(1)}%`,
         o.params.pruned.toLocaleString('en'),
-        pct(o.restricted.clean),
-        pct(o.restricted.degradedMean),
+        pct(o.restricted?.clean ?? null),
+        pct(o.restricted?.degradedMean ?? null),
         pct(meanCleanAndDegraded(o.restricted)),
         pct(meanCleanAndDegraded(o.catro.before)),
         pct(o.catro.after.clean),
@@ -281,7 +281,7 @@ function subtaskSection(outcomes: SubtaskOutcome[] | undefined): string {
   const key = `<p class="legend">${methods.map((s) => `<span><svg width="12" height="12">${marker(s.id, 6, 6, s.color, '')}${MARKER_CLOSE[s.id]}</svg> ${escapeHtml(s.label)}</span>`).join(' ')}</p>`;
   return [
     '<h2>Subtask models</h2>',
-    '<p>Pruned to each subtask\'s MACs budget and fine-tuned (CATRO; with --baselines also L1-norm and random channels at CATRO\'s widths). Accuracy in %; "degr." is the mean over the four degradations, "mean" the mean over clean images and the four degradations. Unpruned: the full model with its classifier restricted to the subtask\'s classes.</p>',
+    '<p>Pruned to each subtask\'s MACs budget and fine-tuned (CATRO; with --baselines also L1-norm and random channels at CATRO\'s widths, the pruned models before fine-tuning, and the unpruned model for reference). Accuracy in %; "degr." is the mean over the four degradations, "mean" the mean over clean images and the four degradations. Unpruned: the full model with its classifier restricted to the subtask\'s classes.</p>',
     subtaskTable(outcomes),
     key,
     subtaskChart(outcomes),

@@ -204,4 +204,14 @@ describe('report: subtasks', () => {
     const row = html.slice(html.indexOf('<tr data-subtask="tops">'));
     expect([...row.slice(0, row.indexOf('</tr>')).matchAll(/<td>(.*?)<\/td>/g)].map((m) => m[1]).slice(7, 11)).toEqual(['—', '85.0', '—', '—']);
   });
+
+  it('a compile without --baselines: no unpruned reference and no before-fine-tuning figure, in the table or the chart', () => {
+    const [, shoes] = outcomes();
+    const plain: SubtaskOutcome = { ...shoes!, restricted: undefined, catro: { after: shoes!.catro.after } };
+    const html = renderReportHtml({ ...report(), subtasks: [plain] });
+    expect(markers(html).map((p) => p.method)).toEqual(['catro']);
+    const row = html.slice(html.indexOf('<tr data-subtask="shoes">'));
+    // Unpruned clean / degr. / mean, CATRO before, CATRO clean / degr. / mean (0.97 + 4·0.93)/5 = 93.8.
+    expect([...row.slice(0, row.indexOf('</tr>')).matchAll(/<td>(.*?)<\/td>/g)].map((m) => m[1]).slice(4, 11)).toEqual(['—', '—', '—', '—', '97.0', '93.0', '93.8']);
+  });
 });

@@ -16,7 +16,10 @@ changed trains nothing, and a stage that was killed resumes from its last checkp
 
 Options
   --config FILE         compile config (JSON), e.g. configs/fashion-mnist.json (required)
-  --baselines           also train the Vanilla and Fusing baselines (same budget as stage 4)
+  --baselines           also train the Vanilla and Fusing baselines (same budget as stage 4),
+                        and for each subtask evaluate the unpruned model restricted to its
+                        classes and L1-norm and random channels at CATRO's widths (before
+                        and after the same fine-tuning)
   --quick               evaluate a sampled subset of levels on part of the test set
   --out DIR             output directory (default models/<dataset>)
   --cache-dir DIR       stage cache (default .cache/compile)
