@@ -5,7 +5,8 @@
  */
 import { join } from 'node:path';
 import { loadCompileConfig, resolveSubtaskClasses, type SubtaskBudget } from '../compiler/pipeline/config.ts';
-import { loadCompileData, trainingSplits } from '../compiler/pipeline/stages.ts';
+import { loadCompileData } from '../compiler/pipeline/stages.ts';
+import { trainingSplits } from '../compiler/pipeline/training-data.ts';
 import type { Engine } from '../compiler/engine/types.ts';
 import type { SubtaskInput, SubtaskTuning } from '../compiler/pipeline/subtask.ts';
 import { FULL_CKPT, FULL_GRAPH, loadFullModel, subtaskInput, subtaskTuning } from '../compiler/pipeline/subtasks.ts';

@@ -3,12 +3,9 @@
  * (compiler/train/loop.ts) with FusionDistill's losses, fusion, and evaluation of the
  * exported ONNX model. compile.ts decides when each runs; this file decides what it does.
  */
-import { dirname, join } from 'node:path';
-import { degradeBatch } from '../../shared/degrade.ts';
+import { join } from 'node:path';
 import { DEGRADATION_KINDS, type DegradationKind } from '../../shared/manifest.ts';
-import { batchToNHWC } from '../../shared/preprocess.ts';
 import { Rng } from '../../shared/rng.ts';
-import { gather, splitValidation, take } from '../data/split.ts';
 import type { LabelledImages } from '../data/types.ts';
 import { initParams, resnet } from '../graph/builders.ts';
 import type { Graph, ParamStore } from '../graph/ir.ts';
@@ -20,27 +17,19 @@ import type { OptimizerConfig as TrainerOptimizer } from '../train/optimizers.ts
 import type { PrefetchMode } from '../train/pipeline.ts';
 import { SILENT, type ProgressReporter, type StepInfo } from '../train/progress.ts';
 import type { ScheduleConfig as TrainerSchedule } from '../train/schedules.ts';
-import { hashCode, writeFileAtomic } from './cache.ts';
+import { writeFileAtomic } from './cache.ts';
+import { codeVersion } from './code.ts';
 import { dataChecksum, EVAL_FILE, ONNX_FILE, type CompileData, type StageEnv, type StageImpls } from './compile.ts';
 import type { CompileConfig, DegradationRanges, EvaluationConfig, LossWeights, OptimizerConfig, ScheduleConfig, TrainingStage } from './config.ts';
 import { evaluate, onnxClassifier } from './evaluate.ts';
-import { fuseParams, type ImageBatch, recalibrateBn } from './fusion.ts';
+import { fuseParams, recalibrateBn } from './fusion.ts';
 import { publishFull } from './publish.ts';
-import { FUSION_FILES, PARAMS_FILE, type ModelRef, type StageKind } from './plan.ts';
-
-const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
+import { FUSION_FILES, PARAMS_FILE, type ModelRef } from './plan.ts';
+import { degradedCopy, recalibrationBatches, repeatSet, trainingSplits } from './training-data.ts';
 
 export function buildGraph(config: CompileConfig, data: LabelledImages): Graph {
   const { depth, width, shortcut, head } = config.model;
   return resnet({ depth, width, input: [data.height, data.width, data.channels], classes: data.classNames.length, shortcut, head });
-}
-
-/** The training images a compile uses (trainLimit applied) and the held-out validation split. */
-export function trainingSplits(config: CompileConfig, train: LabelledImages): { train: LabelledImages; val?: LabelledImages } {
-  const { trainLimit, validation } = config.dataset;
-  const limited = trainLimit && trainLimit < train.count ? take(train, trainLimit, config.seed) : train;
-  if (validation === 0) return { train: limited };
-  return splitValidation(limited, { fraction: validation, seed: config.seed });
 }
 
 export function trainerOptimizer(o: OptimizerConfig): TrainerOptimizer {
@@ -59,50 +48,6 @@ export function trainerSchedule(s: ScheduleConfig, lr: number): TrainerSchedule 
       return { kind: 'cosine', lr, floor: s.min };
     case 'onecycle':
       return { kind: 'onecycle', peak: s.peak, pctStart: s.pctStart, divFactor: s.divFactor, finalDivFactor: s.finalDivFactor };
-  }
-}
-
-/**
- * A copy of `data` where image i is degraded by kinds[i mod K] at a level drawn uniformly
- * from its range: a fixed validation set for models that must do well on degraded images.
- */
-export function degradedCopy(data: LabelledImages, kinds: readonly DegradationKind[], ranges: DegradationRanges, seed: number): LabelledImages {
-  const { height: h, width: w, channels: c } = data;
-  const per = h * w * c;
-  const images = new Uint8Array(data.images);
-  kinds.forEach((kind, k) => {
-    const rng = new Rng(seed).fork(0xd00 + k);
-    const idx: number[] = [];
-    for (let i = k; i < data.count; i += kinds.length) idx.push(i);
-    if (idx.length === 0) return;
-    const batch = new Uint8Array(idx.length * per);
-    idx.forEach((i, j) => batch.set(data.images.subarray(i * per, (i + 1) * per), j * per));
-    const levels = idx.map(() => rng.int(ranges[kind].min, ranges[kind].max));
-    const out = degradeBatch(batch, idx.length, h, w, c, kind, levels, rng);
-    idx.forEach((i, j) => images.set(out.subarray(j * per, (j + 1) * per), i * per));
-  });
-  return { ...data, split: `${data.split}-degraded`, images };
-}
-
-/**
- * `count` batches of `size` random training images (no augmentation), batch b degraded by
- * the b-th degradation in turn at uniformly drawn levels, normalized, NHWC.
- */
-export function* recalibrationBatches(data: LabelledImages, count: number, size: number, ranges: DegradationRanges, norm: { mean: number[]; std: number[] }, seed: number): Generator<ImageBatch> {
-  const { height: h, width: w, channels: c } = data;
-  const per = h * w * c;
-  for (let b = 0; b < count; b++) {
-    const kind = DEGRADATION_KINDS[b % DEGRADATION_KINDS.length]!;
-    const rng = new Rng(seed).fork(0x5ec0 + b);
-    const n = Math.min(size, data.count);
-    const batch = new Uint8Array(n * per);
-    for (let j = 0; j < n; j++) {
-      const i = rng.int(0, data.count - 1);
-      batch.set(data.images.subarray(i * per, (i + 1) * per), j * per);
-    }
-    const levels = Array.from({ length: n }, () => rng.int(ranges[kind].min, ranges[kind].max));
-    const degraded = degradeBatch(batch, n, h, w, c, kind, levels, rng);
-    yield { x: batchToNHWC(degraded, n, h, w, c, norm), n };
   }
 }
 
@@ -134,18 +79,6 @@ interface FineTune {
   objective: Objective;
   teachers?: TeacherSpec;
   val?: LabelledImages;
-}
-
-/**
- * The training set repeated `times` times. Stage 4 and its baselines see every image once
- * per degradation per epoch, as the published code does (one shuffled loader per
- * degradation, zipped): an epoch is N/B steps of K·B images, not N/(K·B).
- */
-export function repeatSet(data: LabelledImages, times: number): LabelledImages {
-  if (times === 1) return data;
-  const indices = new Uint32Array(data.count * times);
-  for (let i = 0; i < indices.length; i++) indices[i] = i % data.count;
-  return gather(data, indices, `${data.split}×${times}`);
 }
 
 async function runTraining(env: StageEnv, runtime: StageRuntime, job: FineTune): Promise<unknown> {
@@ -291,38 +224,12 @@ export function stageImpls(runtime: StageRuntime): StageImpls {
     return runTraining(env, runtime, { graph, params: loadParams(env, from), stage, batchSize: stage.batchSize * kinds.length, kinds, objective: stageObjective(config.stages.baselines.loss, kinds.length, false), val: val && degradedCopy(val, kinds, config.degradations, config.seed) });
   }
 
-  const versions = new Map<StageKind, Promise<string>>();
   return {
     run,
-    codeVersion(kind) {
-      let v = versions.get(kind);
-      if (!v) {
-        const engine = kind === 'eval' ? '' : `@${runtime.engine.identity}`;
-        versions.set(kind, (v = hashCode(codePaths(kind, runtime.engine), ROOT).then((hash) => `${hash}${engine}`)));
-      }
-      return v;
-    },
+    codeVersion: (kind) => codeVersion(kind, runtime.engine),
     // publish.ts, outside the code hashed above: how a model is published does not change what was trained.
     publish: (env) => publishFull(env, buildGraph(env.config, env.data.test)),
   };
-}
-
-/**
- * Source that decides each kind of stage's output; a change to any of it reruns that kind.
- * Training stages hash the code of the engine that runs them, and their key names the
- * engine (Engine.identity): the same config on another engine is another result.
- */
-const COMMON_TRAIN_CODE = ['compiler/pipeline/stages.ts', 'compiler/train', 'compiler/engine', 'compiler/graph', 'compiler/data/split.ts', 'shared/rng.ts', 'shared/degrade.ts', 'shared/degrade', 'shared/preprocess.ts'];
-export const ENGINE_CODE: Record<Engine['name'], string[]> = {
-  ort: ['compiler/engine/ort', 'compiler/onnx'],
-  tfjs: ['compiler/engine/tfjs', 'compiler/nn', 'compiler/tf'],
-};
-const EVAL_CODE = ['compiler/pipeline/stages.ts', 'compiler/pipeline/evaluate.ts', 'compiler/onnx', 'compiler/graph', 'compiler/train/checkpoint.ts', 'shared/rng.ts', 'shared/degrade.ts', 'shared/degrade', 'shared/preprocess.ts'];
-
-function codePaths(kind: StageKind, engine: Engine): string[] {
-  if (kind === 'eval') return EVAL_CODE;
-  const train = [...COMMON_TRAIN_CODE, ...ENGINE_CODE[engine.name]];
-  return kind === 'fusion' ? [...train, 'compiler/pipeline/fusion.ts'] : train;
 }
 
 /** Loads the configured data set's train and test splits with their checksums. */

@@ -24,6 +24,7 @@ import { train, type TrainResult } from '../train/loop.ts';
 import type { ProgressReporter } from '../train/progress.ts';
 import type { PrefetchMode } from '../train/pipeline.ts';
 import type { DegradationRanges, SubtaskBudget } from './config.ts';
+import { degradedCopy } from './training-data.ts';
 
 /** How a subtask is pruned and fine-tuned. Defaults: docs/catro.md §§1, 3, 6. */
 export interface SubtaskTuning {
@@ -174,7 +175,6 @@ export interface FineTuneRuntime {
  * ~480 tops validation images its epoch-to-epoch differences were within its noise.
  */
 export async function selectionSet(val: LabelledImages, kinds: readonly DegradationKind[], ranges: DegradationRanges, seed: number): Promise<LabelledImages> {
-  const { degradedCopy } = await import('./stages.ts');
   const parts = [val, ...kinds.map((kind) => degradedCopy(val, [kind], ranges, seed))];
   const images = new Uint8Array(parts.reduce((n, p) => n + p.images.length, 0));
   const labels = new Uint16Array(parts.reduce((n, p) => n + p.count, 0));

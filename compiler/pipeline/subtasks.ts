@@ -10,8 +10,8 @@
  * subtask never touches the others.
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { widthsForRatios } from '../catro/budget.ts';
 import type { PruneResult } from '../catro/catro.ts';
 import { prunableSpaces } from '../catro/spaces.ts';
@@ -23,15 +23,13 @@ import type { Graph, ParamStore } from '../graph/ir.ts';
 import { exportOnnx } from '../onnx/export.ts';
 import { readParams, writeParams } from '../train/loop.ts';
 import type { ProgressReporter } from '../train/progress.ts';
-import { hashCode, runStage, sha256File, writeFileAtomic, type StageResult } from './cache.ts';
+import { runStage, sha256File, writeFileAtomic, type StageResult } from './cache.ts';
+import { codeVersion } from './code.ts';
 import type { CompileData } from './compile.ts';
 import { describeBudget, resolveSubtaskClasses, subtaskBudget, type CompileConfig, type SubtaskBudget, type SubtaskConfig } from './config.ts';
 import { evaluateAll, onnxClassifier, type EvalSummary } from './evaluate.ts';
 import { DEFAULT_SUBTASK_TUNING, fineTuneSubtask, pruneSubtask, restrictedFull, type SubtaskInput, type SubtaskTuning } from './subtask.ts';
-
-const ROOT = join(dirname(new URL(import.meta.url).pathname), '../..');
-/** Source that decides a subtask stage's output. */
-const SUBTASK_CODE = ['compiler/pipeline/subtask.ts', 'compiler/pipeline/subtasks.ts', 'compiler/pipeline/evaluate.ts', 'compiler/catro', 'compiler/train', 'compiler/engine', 'compiler/graph', 'compiler/onnx', 'compiler/data/split.ts', 'shared/rng.ts', 'shared/degrade.ts', 'shared/degrade', 'shared/preprocess.ts'];
+import { trainingSplits } from './training-data.ts';
 
 /** Files a published full model leaves beside the manifest, for `--from`. */
 export const FULL_CKPT = 'full.ckpt';
@@ -137,20 +135,9 @@ export function subtaskInput(o: {
   };
 }
 
-const codeVersions = new Map<string, Promise<string>>();
-/**
- * The subtask stages' code hash, with the engine's own code, and the engine that runs them.
- * Cached per engine: a compile calls it as it starts, so source edited while it runs does
- * not label its subtask stages.
- */
-export async function subtaskCodeVersion(engine: Engine): Promise<string> {
-  const { ENGINE_CODE } = await import('./stages.ts');
-  let version = codeVersions.get(engine.identity);
-  if (!version) {
-    version = hashCode([...SUBTASK_CODE, ...ENGINE_CODE[engine.name]], ROOT).then((hash) => `${hash}@${engine.identity}`);
-    codeVersions.set(engine.identity, version);
-  }
-  return version;
+/** The subtask stages' code version (see code.ts), taken as a compile starts. */
+export function subtaskCodeVersion(engine: Engine): Promise<string> {
+  return codeVersion('subtask', engine);
 }
 
 /** Runs (or takes from the cache) every subtask stage of the config. */
@@ -178,7 +165,7 @@ export async function runSubtasks(opts: SubtaskRunOptions): Promise<Map<string, 
       name: `subtask-${subtask.name}`,
       config: { classes, budget: subtaskBudget(subtask), tuning, seed: config.seed, data: { trainLimit: trainLimit ?? null, validation, mean, std }, augmentation: config.augmentation, degradations: config.degradations, evaluation: { ...config.evaluation, batchSize: undefined, quick: opts.quick ? config.evaluation.quick : null }, baselines: opts.baselines },
       inputs: { full: full.sha256, 'data:train': data.checksums.train, 'data:test': data.checksums.test },
-      code: await subtaskCodeVersion(opts.engine),
+      code: await codeVersion('subtask', opts.engine),
     };
     const result = await runStage(opts.cacheDir, key, async ({ outDir, workDir }) => {
       opts.log(`[subtask-${subtask.name}] running`);
@@ -201,7 +188,6 @@ interface CompileSubtaskOptions extends SubtaskRunOptions {
 async function compileSubtask(o: CompileSubtaskOptions): Promise<SubtaskOutcome> {
   const t0 = performance.now();
   const { config, data, full } = o;
-  const { trainingSplits } = await import('./stages.ts');
   const splits = trainingSplits(config, data.train);
   const input = subtaskInput({ config, allTrain: data.train, splits, full, subtask: o.subtask, classes: o.classes, tuning: o.tuning, engine: o.engine });
   const test = subsetClasses(data.test, o.classes);

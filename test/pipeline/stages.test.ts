@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { beforeAll } from 'vitest';
-import { degradedCopy, recalibrationBatches, repeatSet, trainerOptimizer, trainerSchedule, trainingSplits } from '../../compiler/pipeline/stages.ts';
+import { trainerOptimizer, trainerSchedule } from '../../compiler/pipeline/stages.ts';
+import { degradedCopy, recalibrationBatches, repeatSet, trainingSplits } from '../../compiler/pipeline/training-data.ts';
 import { initBackend } from '../../compiler/tf/backend.ts';
 import { learningRate } from '../../compiler/train/schedules.ts';
 import { tinyConfig, tinyData } from './helpers/tiny.ts';
