@@ -5,6 +5,10 @@
  * block folded away, so `S.conv1.dx` is every block's first-conv input gradient).
  *
  *   npm run bench:train-profile -- [--batch 64] [--steps 10] [--dw flat] [--dx conv] [--bn batchnorm]
+ *     [--head gap|pool2x2] [--keep R]
+ *
+ * `--keep R` profiles the model a subtask fine-tunes: every block's inner channels narrowed
+ * to the share R (L1 selection; the residual streams, stem and shortcuts stay whole).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,11 +17,15 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { toOrtLayout } from '../compiler/engine/ort/layout.ts';
 import { type BnFormulation, buildTrainingGraph, type ConvInputGradient, type ConvWeightGradient, DEFAULT_FORMULATION, nextName, optimizerScalarValues } from '../compiler/engine/ort/training-graph.ts';
+import { widthsForRatios } from '../compiler/catro/budget.ts';
+import { baselinePrune } from '../compiler/catro/catro.ts';
+import { prunableSpaces } from '../compiler/catro/spaces.ts';
 import { initParams, resnet } from '../compiler/graph/builders.ts';
+import { countGraph } from '../compiler/graph/count.ts';
 import { Rng } from '../shared/rng.ts';
 
 const { values } = parseArgs({
-  options: { batch: { type: 'string', default: '64' }, steps: { type: 'string', default: '10' }, dw: { type: 'string' }, dx: { type: 'string' }, bn: { type: 'string' } },
+  options: { batch: { type: 'string', default: '64' }, steps: { type: 'string', default: '10' }, dw: { type: 'string' }, dx: { type: 'string' }, bn: { type: 'string' }, head: { type: 'string', default: 'gap' }, keep: { type: 'string' } },
 });
 const n = Number(values.batch);
 const steps = Number(values.steps);
@@ -26,8 +34,12 @@ const formulation = {
   convInputGradient: (values.dx as ConvInputGradient) ?? DEFAULT_FORMULATION.convInputGradient,
   bn: (values.bn as BnFormulation) ?? DEFAULT_FORMULATION.bn,
 };
-const graph = resnet({ depth: 20, width: 1, input: [28, 28, 1], classes: 10, shortcut: 'projection', head: 'gap' });
-const params = initParams(graph, new Rng(0));
+const full = resnet({ depth: 20, width: 1, input: [28, 28, 1], classes: 10, shortcut: 'projection', head: values.head as 'gap' | 'pool2x2' });
+const fullParams = initParams(full, new Rng(0));
+const classes = Array.from({ length: 10 }, (_, i) => i);
+const { graph, params } = values.keep === undefined
+  ? { graph: full, params: fullParams }
+  : baselinePrune(full, fullParams, widthsForRatios(prunableSpaces(full, 'inner'), Number(values.keep)), { classes, selector: 'l1' });
 const optimizer = { kind: 'sgd', momentum: 0.9, weightDecay: 5e-4 } as const;
 const tg = buildTrainingGraph(graph, { batch: n, objective: { ce: 1 }, mode: 'step', optimizer, ...formulation });
 const dir = mkdtempSync(join(tmpdir(), 'facet-profile-'));
@@ -74,7 +86,7 @@ for (const e of events) {
 }
 const ms = (us: number) => (us / runs / 1000).toFixed(1);
 const sorted = [...wall].sort((a, b) => a - b);
-console.log(`ResNet-20 28×28×1, batch ${n}, 1 thread, formulation ${JSON.stringify(formulation)}: median step ${sorted[sorted.length >> 1]!.toFixed(1)} ms (${((1000 * n) / sorted[sorted.length >> 1]!).toFixed(0)} img/s); kernel time ${ms(total)} ms per step over ${runs} steps`);
+console.log(`ResNet-20 28×28×1 (${values.head} head${values.keep === undefined ? '' : `, inner channels kept ${values.keep}: ${countGraph(graph).macs} of ${countGraph(full).macs} MACs`}), batch ${n}, 1 thread, formulation ${JSON.stringify(formulation)}: median step ${sorted[sorted.length >> 1]!.toFixed(1)} ms (${((1000 * n) / sorted[sorted.length >> 1]!).toFixed(0)} img/s); kernel time ${ms(total)} ms per step over ${runs} steps`);
 console.log('\n| operator | ms per step | share |\n|---|---|---|');
 for (const [op, us] of [...byOp].sort((a, b) => b[1] - a[1]).slice(0, 16)) console.log(`| ${op} | ${ms(us)} | ${((100 * us) / total).toFixed(1)}% |`);
 console.log('\n| layer role (all blocks) | ms per step |\n|---|---|');
