@@ -286,6 +286,37 @@ describe('a strided conv whose width (not height) leaves a remainder', () => {
 });
 
 /**
+ * Convs with fewer output than input channels, as in a pruned block's first conv: the `flat`
+ * weight gradient shifts dY rather than X for them. 5×6×4 → conv 3×3 pad 1 → 2 channels →
+ * conv 2×2 pad 0 → 1 channel (a window that does not reach the padded grid's last row).
+ */
+function narrowingConvGraph(): Graph {
+  return {
+    arch: 'narrowing-convs',
+    output: 'fc',
+    layers: [
+      { kind: 'input', name: 'input', shape: [5, 6, 4] },
+      { kind: 'conv', name: 'a', input: 'input', filters: 2, kernel: 3, stride: 1, pad: 1, bias: false },
+      { kind: 'relu', name: 'a.relu', input: 'a' },
+      { kind: 'conv', name: 'b', input: 'a.relu', filters: 1, kernel: 2, stride: 1, pad: 0, bias: true },
+      { kind: 'flatten', name: 'flat', input: 'b' },
+      { kind: 'dense', name: 'fc', input: 'flat', units: 3 },
+    ],
+  };
+}
+
+describe('convs with fewer output than input channels', () => {
+  const graph = narrowingConvGraph();
+  const params = randomParams(graph, 21);
+  const batch = randomBatch(graph, 3, 22);
+  it.each(CONV_WEIGHT_GRADIENTS)('%s: weight gradients match tfjs', async (convWeightGradient) => {
+    const ref = await tfjsGradients(graph, params, batch, { ce: 1 }, {});
+    const got = await ortGradients(graph, params, batch, { ce: 1 }, {}, { convWeightGradient });
+    expect(gradientMismatches(got, ref, `${convWeightGradient} on ${describeGraph(graph)}`)).toEqual([]);
+  });
+});
+
+/**
  * input 7×6×2 → conv 3×3 (bias) → avgpool k3 s2 p1 → flatten → dense 3, whose border
  * windows hold 4 or 6 of their 9 pixels inside the image.
  */
