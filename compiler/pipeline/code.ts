@@ -23,7 +23,7 @@ const EVAL_CODE = ['compiler/pipeline/stages.ts', 'compiler/pipeline/evaluate.ts
 const SUBTASK_CODE = ['compiler/pipeline/subtask.ts', 'compiler/pipeline/subtasks.ts', 'compiler/pipeline/evaluate.ts', 'compiler/pipeline/training-data.ts', 'compiler/catro', 'compiler/train', 'compiler/engine', 'compiler/graph', 'compiler/onnx', 'compiler/data/split.ts', ...DEGRADE_CODE];
 
 /** The source files (and folders) behind one kind of stage run on `engine`. */
-export function codePaths(kind: StageKind | 'subtask', engine: Engine): string[] {
+function codePaths(kind: StageKind | 'subtask', engine: Engine): string[] {
   if (kind === 'eval') return EVAL_CODE;
   if (kind === 'subtask') return [...SUBTASK_CODE, ...ENGINE_CODE[engine.name]];
   const train = [...COMMON_TRAIN_CODE, ...ENGINE_CODE[engine.name]];

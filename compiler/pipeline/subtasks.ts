@@ -28,6 +28,7 @@ import { codeVersion } from './code.ts';
 import type { CompileData } from './compile.ts';
 import { describeBudget, resolveSubtaskClasses, subtaskBudget, type CompileConfig, type SubtaskBudget, type SubtaskConfig } from './config.ts';
 import { evaluateAll, onnxClassifier, type EvalSummary } from './evaluate.ts';
+import { meanCleanAndDegraded } from './report.ts';
 import { DEFAULT_SUBTASK_TUNING, fineTuneSubtask, pruneSubtask, restrictedFull, type SubtaskInput, type SubtaskTuning } from './subtask.ts';
 import { trainingSplits } from './training-data.ts';
 
@@ -133,11 +134,6 @@ export function subtaskInput(o: {
     seed: o.seed ?? config.seed,
     engine: o.engine,
   };
-}
-
-/** The subtask stages' code version (see code.ts), taken as a compile starts. */
-export function subtaskCodeVersion(engine: Engine): Promise<string> {
-  return codeVersion('subtask', engine);
 }
 
 /** Runs (or takes from the cache) every subtask stage of the config. */
@@ -281,15 +277,14 @@ export async function publishFullCheckpoint(outDir: string, graph: Graph, params
 /** Markdown table of subtask outcomes for the CLI and the closing notes. */
 export function subtaskTableMarkdown(outcomes: SubtaskOutcome[]): string {
   const p = (v: number | null | undefined) => (v === null || v === undefined ? '—' : (100 * v).toFixed(1));
-  const mean5 = (s: EvalSummary) => (s.clean === null || s.degradedMean === null ? null : (s.clean + 4 * s.degradedMean) / 5);
   const lines = [
     '| Subtask | Classes | MACs (of full) | Params | Unpruned restricted: clean / degr. / mean5 | CATRO before FT: mean5 | CATRO: clean / degr. / mean5 | L1 before → after: mean5 | Random before → after: mean5 |',
     '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const o of outcomes) {
-    const base = (s: { before: EvalSummary; after: EvalSummary } | undefined) => (s ? `${p(mean5(s.before))} → ${p(mean5(s.after))}` : '—');
+    const base = (s: { before: EvalSummary; after: EvalSummary } | undefined) => (s ? `${p(meanCleanAndDegraded(s.before))} → ${p(meanCleanAndDegraded(s.after))}` : '—');
     lines.push(
-      `| ${o.name} | ${o.labels.join(', ')} | ${o.macs.pruned.toLocaleString('en')} (${((100 * o.macs.pruned) / o.macs.full).toFixed(1)}%) | ${o.params.pruned.toLocaleString('en')} | ${o.restricted ? `${p(o.restricted.clean)} / ${p(o.restricted.degradedMean)} / ${p(mean5(o.restricted))}` : '—'} | ${o.catro.before ? p(mean5(o.catro.before)) : '—'} | ${p(o.catro.after.clean)} / ${p(o.catro.after.degradedMean)} / ${p(mean5(o.catro.after))} | ${base(o.l1)} | ${base(o.random)} |`,
+      `| ${o.name} | ${o.labels.join(', ')} | ${o.macs.pruned.toLocaleString('en')} (${((100 * o.macs.pruned) / o.macs.full).toFixed(1)}%) | ${o.params.pruned.toLocaleString('en')} | ${o.restricted ? `${p(o.restricted.clean)} / ${p(o.restricted.degradedMean)} / ${p(meanCleanAndDegraded(o.restricted))}` : '—'} | ${p(meanCleanAndDegraded(o.catro.before))} | ${p(o.catro.after.clean)} / ${p(o.catro.after.degradedMean)} / ${p(meanCleanAndDegraded(o.catro.after))} | ${base(o.l1)} | ${base(o.random)} |`,
     );
   }
   return lines.join('\n');

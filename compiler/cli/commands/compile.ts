@@ -151,7 +151,7 @@ export const command: Command = {
     const cacheDir = values['cache-dir'] ?? join('.cache', 'compile');
     const sub = await import('../../pipeline/subtasks.ts');
     // Hash the subtask stages' code now, with the modules this process has just loaded.
-    await sub.subtaskCodeVersion(engine);
+    await (await import('../../pipeline/code.ts')).codeVersion('subtask', engine);
     const progress = () => createProgress(process.stderr);
     let full;
     if (values.from) {
