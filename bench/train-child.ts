@@ -10,8 +10,9 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { createEngine, type Engine, type EngineOptions } from '../compiler/engine/index.ts';
+import { defaultConvKernel } from '../compiler/engine/ort/engine.ts';
 import { fromOrtLayout, toOrtLayout } from '../compiler/engine/ort/layout.ts';
-import { type BnFormulation, buildTrainingGraph, type ConvInputGradient, type ConvWeightGradient, gradName } from '../compiler/engine/ort/training-graph.ts';
+import { type BnFormulation, buildTrainingGraph, type ConvInputGradient, type ConvKernel, type ConvWeightGradient, gradName } from '../compiler/engine/ort/training-graph.ts';
 import { parseGraphJson } from '../compiler/graph/arch.ts';
 import type { Graph, ParamStore } from '../compiler/graph/ir.ts';
 import { readCheckpoint, writeCheckpoint } from '../compiler/train/checkpoint.ts';
@@ -41,7 +42,7 @@ const raw = readFileSync(`${work}/batch-${batch}.bin`);
 const x = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + 4 * batch * h * w * c));
 const labels = new Int32Array(raw.buffer.slice(raw.byteOffset + 4 * batch * h * w * c, raw.byteOffset + raw.byteLength));
 
-/** `ort:replicas=1+dw=conv+dx=convtranspose+bn=elementwise+provider=webgpu` or `tfjs-wasm` → engine options. */
+/** `ort:replicas=1+dw=conv+dx=convtranspose+bn=elementwise+conv=nchw+provider=webgpu` or `tfjs-wasm` → engine options. */
 function parseEngine(spec: string): EngineOptions {
   const [name, rest] = spec.split(':') as [string, string | undefined];
   const kv = Object.fromEntries((rest ?? '').split('+').filter(Boolean).map((p) => p.split('=') as [string, string]));
@@ -52,7 +53,7 @@ function parseEngine(spec: string): EngineOptions {
     threads,
     replicas: kv.replicas ? Number(kv.replicas) : undefined,
     provider: (kv.provider as EngineOptions['provider']) ?? 'cpu',
-    formulation: { convWeightGradient: kv.dw as ConvWeightGradient | undefined, convInputGradient: kv.dx as ConvInputGradient | undefined, bn: kv.bn as BnFormulation | undefined },
+    formulation: { convWeightGradient: kv.dw as ConvWeightGradient | undefined, convInputGradient: kv.dx as ConvInputGradient | undefined, bn: kv.bn as BnFormulation | undefined, convKernel: kv.conv as ConvKernel | undefined },
   };
 }
 
@@ -61,7 +62,9 @@ async function gradients(engine: Engine, opts: EngineOptions, graph: Graph, para
   const onehot = new Float32Array(batch * 10);
   labels.forEach((l, i) => (onehot[i * 10 + l] = 1));
   if (engine.name === 'ort') {
-    const tg = buildTrainingGraph(graph, { batch, objective: { ce: 1 }, mode: 'gradients', ...opts.formulation });
+    // The graph the engine trains with: on cpu, the machine's conv kernel unless named.
+    const provider = opts.provider === 'auto' || opts.provider === undefined ? 'cpu' : opts.provider;
+    const tg = buildTrainingGraph(graph, { batch, objective: { ce: 1 }, mode: 'gradients', ...opts.formulation, convKernel: opts.formulation?.convKernel ?? (await defaultConvKernel(provider)) });
     const session = await ort.InferenceSession.create(tg.bytes, { executionProviders: [opts.provider === 'auto' ? 'cpu' : (opts.provider ?? 'cpu')] });
     const feeds: Record<string, ort.Tensor> = { input: new ort.Tensor('float32', x, [batch, h, w, c]), onehot: new ort.Tensor('float32', onehot, [batch, 10]) };
     for (const key of tg.trainable) {

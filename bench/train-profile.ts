@@ -5,7 +5,9 @@
  * block folded away, so `S.conv1.dx` is every block's first-conv input gradient).
  *
  *   npm run bench:train-profile -- [--batch 64] [--steps 10] [--dw flat] [--dx conv] [--bn batchnorm]
- *     [--head gap|pool2x2] [--keep R]
+ *     [--conv nchw|nchwc8|nchwc16] [--head gap|pool2x2] [--keep R]
+ *
+ * `--conv` defaults to the machine's NCHWc block, as the engine's does.
  *
  * `--keep R` profiles the model a subtask fine-tunes: every block's inner channels narrowed
  * to the share R (L1 selection; the residual streams, stem and shortcuts stay whole).
@@ -16,7 +18,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { toOrtLayout } from '../compiler/engine/ort/layout.ts';
-import { type BnFormulation, buildTrainingGraph, type ConvInputGradient, type ConvWeightGradient, DEFAULT_FORMULATION, nextName, optimizerScalarValues } from '../compiler/engine/ort/training-graph.ts';
+import { defaultConvKernel } from '../compiler/engine/ort/engine.ts';
+import { type BnFormulation, buildTrainingGraph, type ConvInputGradient, type ConvKernel, type ConvWeightGradient, DEFAULT_FORMULATION, nextName, optimizerScalarValues } from '../compiler/engine/ort/training-graph.ts';
 import { widthsForRatios } from '../compiler/catro/budget.ts';
 import { baselinePrune } from '../compiler/catro/catro.ts';
 import { prunableSpaces } from '../compiler/catro/spaces.ts';
@@ -25,7 +28,7 @@ import { countGraph } from '../compiler/graph/count.ts';
 import { Rng } from '../shared/rng.ts';
 
 const { values } = parseArgs({
-  options: { batch: { type: 'string', default: '64' }, steps: { type: 'string', default: '10' }, dw: { type: 'string' }, dx: { type: 'string' }, bn: { type: 'string' }, head: { type: 'string', default: 'gap' }, keep: { type: 'string' } },
+  options: { batch: { type: 'string', default: '64' }, steps: { type: 'string', default: '10' }, dw: { type: 'string' }, dx: { type: 'string' }, bn: { type: 'string' }, conv: { type: 'string' }, head: { type: 'string', default: 'gap' }, keep: { type: 'string' } },
 });
 const n = Number(values.batch);
 const steps = Number(values.steps);
@@ -33,6 +36,7 @@ const formulation = {
   convWeightGradient: (values.dw as ConvWeightGradient) ?? DEFAULT_FORMULATION.convWeightGradient,
   convInputGradient: (values.dx as ConvInputGradient) ?? DEFAULT_FORMULATION.convInputGradient,
   bn: (values.bn as BnFormulation) ?? DEFAULT_FORMULATION.bn,
+  convKernel: (values.conv as ConvKernel | undefined) ?? (await defaultConvKernel('cpu')),
 };
 const full = resnet({ depth: 20, width: 1, input: [28, 28, 1], classes: 10, shortcut: 'projection', head: values.head as 'gap' | 'pool2x2' });
 const fullParams = initParams(full, new Rng(0));

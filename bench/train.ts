@@ -10,8 +10,9 @@
  *                          [--rounds 3] [--steps 12] [--device cpu|cuda] [--out bench/results/train-engines.json]
  *
  * Engines: `ort` (with options after a colon: `ort:replicas=1` for one session on intra-op
- * threads; `ort:dw=conv|gemm|patches|flat`, `ort:dx=convtranspose|conv` and
- * `ort:bn=elementwise|batchnorm` for the training graph's formulations, several joined by
+ * threads; `ort:dw=conv|gemm|patches|flat`, `ort:dx=convtranspose|conv`,
+ * `ort:bn=elementwise|batchnorm` and `ort:conv=nchw|nchwc8|nchwc16` (default: the machine's
+ * NCHWc block on cpu) for the training graph's formulations, several joined by
  * `+`, e.g. `ort:dw=gemm+bn=elementwise`; `ort:provider=webgpu`), `tfjs-wasm` (one thread in Node, so measured at 1 thread only),
  * `tfjs-webgpu`, and `pytorch` (Debian's python3-torch; "unavailable" when it is not
  * installed). Before timing, each engine's first-step gradients on 16 images are

@@ -3,6 +3,7 @@ import { UsageError } from './command.ts';
 import type { EngineOptions } from '../engine/index.ts';
 import { ENGINE_NAMES, type EngineName } from '../engine/types.ts';
 import { ORT_PROVIDERS, type OrtProvider } from '../engine/ort/session.ts';
+import { CONV_KERNELS, type ConvKernel } from '../engine/ort/training-graph.ts';
 import { BACKEND_NAMES, type BackendName } from '../tf/backend.ts';
 
 export const ENGINE_FLAGS = {
@@ -10,6 +11,7 @@ export const ENGINE_FLAGS = {
   threads: { type: 'string' },
   provider: { type: 'string' },
   replicas: { type: 'string' },
+  'conv-kernel': { type: 'string' },
   backend: { type: 'string' },
 } as const;
 
@@ -22,6 +24,10 @@ export const ENGINE_HELP = `Engine
                         lists what this machine has
   --replicas N          ort on CPU: data-parallel replicas (default: one per thread); 1 runs
                         the whole step as one graph on --threads intra-op threads
+  --conv-kernel K       ort: nchw (onnxruntime's standard Conv) or nchwc8 / nchwc16 (its
+                        blocked CPU kernels, ~1.2x faster training); default: the CPU's
+                        NCHWc block where it has one. Name nchw to reuse a cache from
+                        before the blocked kernels
   --backend B           tfjs: ${BACKEND_NAMES.join(', ')} (default auto)`;
 
 type Values = { [K in keyof typeof ENGINE_FLAGS]?: string };
@@ -40,7 +46,7 @@ export function engineOptions(values: Values): EngineOptions {
   const threads = positiveInt('--threads', values.threads);
   const replicas = positiveInt('--replicas', values.replicas);
   if (engine === 'tfjs') {
-    for (const flag of ['provider', 'replicas'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} applies to --engine ort`);
+    for (const flag of ['provider', 'replicas', 'conv-kernel'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} applies to --engine ort`);
     if (threads !== undefined) throw new UsageError('--threads applies to --engine ort (tfjs-wasm runs one thread in Node)');
     const backend = (values.backend ?? 'auto') as BackendName;
     if (!BACKEND_NAMES.includes(backend)) throw new UsageError(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got "${values.backend}"`);
@@ -49,5 +55,7 @@ export function engineOptions(values: Values): EngineOptions {
   if (values.backend !== undefined) throw new UsageError('--backend chooses the tfjs backend: use it with --engine tfjs (ort takes --provider)');
   const provider = (values.provider ?? 'cpu') as OrtProvider | 'auto';
   if (provider !== 'auto' && !ORT_PROVIDERS.includes(provider)) throw new UsageError(`--provider must be auto, ${ORT_PROVIDERS.join(', ')}, got "${values.provider}"`);
-  return { engine, threads, provider, replicas };
+  const convKernel = values['conv-kernel'] as ConvKernel | undefined;
+  if (convKernel !== undefined && !CONV_KERNELS.includes(convKernel)) throw new UsageError(`--conv-kernel must be ${CONV_KERNELS.join(', ')}, got "${convKernel}"`);
+  return { engine, threads, provider, replicas, ...(convKernel ? { formulation: { convKernel } } : {}) };
 }

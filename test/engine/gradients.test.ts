@@ -20,9 +20,13 @@ import {
   buildTrainingGraph,
   CONV_WEIGHT_GRADIENTS,
   type ConvInputGradient,
+  type ConvKernel,
   DEFAULT_FORMULATION,
   type GraphFormulation,
+  NCHWC_DOMAIN,
 } from '../../compiler/engine/ort/training-graph.ts';
+import { probeNchwcBlock } from '../../compiler/engine/ort/session.ts';
+import { onnxModelType } from '../../compiler/onnx/builder.ts';
 import { crossEntropy } from '../../compiler/engine/tfjs/losses.ts';
 import type { Graph, HostTensor, ParamStore } from '../../compiler/graph/ir.ts';
 import { inferShapes, isMap } from '../../compiler/graph/shapes.ts';
@@ -52,9 +56,13 @@ beforeAll(async () => {
 
 const CONV_INPUT_GRADIENTS: readonly ConvInputGradient[] = ['convtranspose', 'conv'];
 const BN_FORMULATIONS: readonly BnFormulation[] = ['elementwise', 'batchnorm'];
-/** Every way the training graph can be written. */
+/** The machine's NCHWc block (0: its onnxruntime has no NCHWc kernels, and only `nchw` runs). */
+const NCHWC_BLOCK = await probeNchwcBlock();
+const NCHWC = `nchwc${NCHWC_BLOCK}` as ConvKernel;
+const CONV_KERNELS: readonly ConvKernel[] = NCHWC_BLOCK === 0 ? ['nchw'] : ['nchw', NCHWC];
+/** Every way the training graph can be written (on this machine). */
 const FORMULATIONS: GraphFormulation[] = CONV_WEIGHT_GRADIENTS.flatMap((convWeightGradient) =>
-  CONV_INPUT_GRADIENTS.flatMap((convInputGradient) => BN_FORMULATIONS.map((bn) => ({ convWeightGradient, convInputGradient, bn }))),
+  CONV_INPUT_GRADIENTS.flatMap((convInputGradient) => BN_FORMULATIONS.flatMap((bn) => CONV_KERNELS.map((convKernel) => ({ convWeightGradient, convInputGradient, bn, convKernel })))),
 );
 const show = (f: Partial<GraphFormulation>): string => Object.values(f).join('/');
 /**
@@ -64,7 +72,7 @@ const show = (f: Partial<GraphFormulation>): string => Object.values(f).join('/'
  */
 function formulationsFor(seed: number, all: boolean): GraphFormulation[] {
   if (!all) return [FORMULATIONS[seed % FORMULATIONS.length]!];
-  const others = CONV_INPUT_GRADIENTS.length * BN_FORMULATIONS.length;
+  const others = CONV_INPUT_GRADIENTS.length * BN_FORMULATIONS.length * CONV_KERNELS.length;
   return CONV_WEIGHT_GRADIENTS.map((_, w) => FORMULATIONS[w * others + ((seed + w) % others)]!);
 }
 const GRAPHS = 36;
@@ -204,9 +212,11 @@ describe('the ort training graph (gradients mode) against tfjs on random graphs'
 
   it('runs every formulation of the graph, the engine\'s default among them', () => {
     expect(FORMULATIONS).toContainEqual(DEFAULT_FORMULATION);
+    // The CPU engine's own default: the blocked kernels, where this machine has them.
+    if (NCHWC_BLOCK > 0) expect(FORMULATIONS).toContainEqual({ ...DEFAULT_FORMULATION, convKernel: NCHWC });
     const runs = new Map<string, number>();
     for (let seed = 1; seed <= GRAPHS; seed++) for (const f of formulationsFor(seed, true)) runs.set(show(f), (runs.get(show(f)) ?? 0) + 1);
-    for (const f of FORMULATIONS) expect(runs.get(show(f)) ?? 0, show(f)).toBeGreaterThanOrEqual(GRAPHS / 8);
+    for (const f of FORMULATIONS) expect(runs.get(show(f)) ?? 0, show(f)).toBeGreaterThanOrEqual(Math.floor((GRAPHS * CONV_WEIGHT_GRADIENTS.length) / FORMULATIONS.length));
   });
 
   for (const loss of LOSSES) {
@@ -313,6 +323,53 @@ describe('convs with fewer output than input channels', () => {
     const ref = await tfjsGradients(graph, params, batch, { ce: 1 }, {});
     const got = await ortGradients(graph, params, batch, { ce: 1 }, {}, { convWeightGradient });
     expect(gradientMismatches(got, ref, `${convWeightGradient} on ${describeGraph(graph)}`)).toEqual([]);
+  });
+});
+
+/**
+ * Convs sized for the NCHWc kernels' three cases, with B the machine's block: 2B input
+ * channels (blocked input, OIHWBiBo weights) → B → B (its input gradient blocked too); then
+ * B → B + 4 at stride 2 with a bias
+ * (output channels padded to whole blocks and cropped again); then B + 4 → 3, whose input
+ * neither fills whole blocks nor fits in one (plain Conv), and whose input gradient is a
+ * conv from 3 channels (NCHW input, OIHWBo weights) to B + 4.
+ */
+function blockedConvGraph(block: number): Graph {
+  return {
+    arch: 'nchwc-convs',
+    output: 'fc',
+    layers: [
+      { kind: 'input', name: 'input', shape: [6, 5, 2 * block] },
+      { kind: 'conv', name: 'a', input: 'input', filters: block, kernel: 3, stride: 1, pad: 1, bias: false },
+      { kind: 'relu', name: 'a.relu', input: 'a' },
+      { kind: 'conv', name: 'a2', input: 'a.relu', filters: block, kernel: 3, stride: 1, pad: 1, bias: false },
+      { kind: 'relu', name: 'a2.relu', input: 'a2' },
+      { kind: 'conv', name: 'b', input: 'a2.relu', filters: block + 4, kernel: 3, stride: 2, pad: 1, bias: true },
+      { kind: 'bn', name: 'b.bn', input: 'b', eps: 1e-5, momentum: 0.9 },
+      { kind: 'relu', name: 'b.relu', input: 'b.bn' },
+      { kind: 'conv', name: 'c', input: 'b.relu', filters: 3, kernel: 3, stride: 1, pad: 1, bias: false },
+      { kind: 'flatten', name: 'flat', input: 'c' },
+      { kind: 'dense', name: 'fc', input: 'flat', units: 4 },
+    ],
+  };
+}
+
+describe.skipIf(NCHWC_BLOCK === 0)(`the blocked NCHWc convolutions (${NCHWC})`, () => {
+  const graph = blockedConvGraph(NCHWC_BLOCK);
+  const params = randomParams(graph, 31);
+  const batch = randomBatch(graph, 5, 32);
+
+  it('match tfjs in the loss, every gradient and the BN statistics', async () => {
+    const ref = await tfjsGradients(graph, params, batch, { ce: 1 }, {});
+    const got = await ortGradients(graph, params, batch, { ce: 1 }, {}, { ...DEFAULT_FORMULATION, convKernel: NCHWC });
+    expect(gradientMismatches(got, ref, `${NCHWC} on ${describeGraph(graph)}`)).toEqual([]);
+    // The blocked kernels really ran: forward a, a2 and b; a2's input gradient (a's is not
+    // needed, b's is strided: ConvTranspose) and c's (from 3 channels, unblocked input);
+    // c's forward is a plain Conv.
+    const nodes = (onnxModelType().decode(got.tg.bytes) as unknown as { graph: { node: { op_type: string; domain?: string; output: string[] }[] } }).graph.node;
+    const blocked = nodes.filter((n) => n.domain === NCHWC_DOMAIN && n.op_type === 'Conv').map((n) => n.output[0]!.split('.')[0]);
+    expect(blocked.sort()).toEqual(['a', 'a2', 'a2', 'b', 'c']);
+    expect(nodes.filter((n) => n.domain !== NCHWC_DOMAIN && n.op_type === 'Conv').length).toBeGreaterThanOrEqual(1);
   });
 });
 

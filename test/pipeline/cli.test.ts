@@ -44,6 +44,8 @@ describe('facet compile CLI', () => {
     await expect(run(['--config', CONFIG, '--engine', 'tfjs', '--backend', 'tpu'])).rejects.toThrow(/--backend must be one of/);
     await expect(run(['--config', CONFIG, '--provider', 'tpu'])).rejects.toThrow(/--provider must be auto, cpu, webgpu, cuda/);
     await expect(run(['--config', CONFIG, '--checkpoint-every', '0'])).rejects.toThrow(/--checkpoint-every must be a positive integer/);
+    await expect(run(['--config', CONFIG, '--conv-kernel', 'nchwc4'])).rejects.toThrow(/--conv-kernel must be nchw, nchwc8, nchwc16, got "nchwc4"/);
+    await expect(run(['--config', CONFIG, '--engine', 'tfjs', '--conv-kernel', 'nchw'])).rejects.toThrow(/--conv-kernel applies to --engine ort/);
     await expect(run(['--config', CONFIG, '--seed=1.5', '--threads', '1'])).rejects.toThrow(/--seed must be a non-negative integer/);
     // Subtask budgets: a MACs fraction or keep ratios, one of the two, and only with --subtask.
     const sub = ['--config', CONFIG, '--threads', '1', '--subtask', 'x=0,1'];

@@ -3,8 +3,8 @@ import { availableParallelism } from 'node:os';
 import type { Graph, ParamStore } from '../../graph/ir.ts';
 import type { Engine, Runner, Trainer, TrainerSpec } from '../types.ts';
 import { createOrtRunner, createOrtStatisticsRunner } from './runner.ts';
-import { type OrtProvider, probeProviders } from './session.ts';
-import { DEFAULT_FORMULATION, type GraphFormulation } from './training-graph.ts';
+import { type OrtProvider, probeNchwcBlock, probeProviders } from './session.ts';
+import { type ConvKernel, DEFAULT_FORMULATION, type GraphFormulation } from './training-graph.ts';
 import { createOrtTrainer } from './trainer.ts';
 
 export interface OrtEngineOptions {
@@ -19,6 +19,16 @@ export interface OrtEngineOptions {
   replicas?: number;
   /** How the training graph is written (default {@link DEFAULT_FORMULATION}). */
   formulation?: Partial<GraphFormulation>;
+}
+
+/**
+ * The conv kernel the engine uses on `provider` unless told otherwise: the CPU provider's
+ * blocked NCHWc kernels where this machine has them (docs/training-engine.md,
+ * "Formulations"), else the standard Conv (GPU providers have no NCHWc kernels).
+ */
+export async function defaultConvKernel(provider: OrtProvider): Promise<ConvKernel> {
+  const block = provider === 'cpu' ? await probeNchwcBlock() : 0;
+  return block === 0 ? 'nchw' : (`nchwc${block}` as ConvKernel);
 }
 
 export async function createOrtEngine(opts: OrtEngineOptions = {}): Promise<Engine> {
@@ -37,12 +47,16 @@ export async function createOrtEngine(opts: OrtEngineOptions = {}): Promise<Engi
   const replicas = provider === 'cpu' ? (opts.replicas ?? threads) : 1;
   if (!Number.isInteger(replicas) || replicas < 1) throw new Error(`ort engine: replicas must be a positive integer, got ${replicas}`);
   const session = { provider, threads };
-  const formulation: GraphFormulation = { ...DEFAULT_FORMULATION, ...Object.fromEntries(Object.entries(opts.formulation ?? {}).filter(([, v]) => v !== undefined)) };
+  const machineKernel = await defaultConvKernel(provider);
+  const formulation: GraphFormulation = { ...DEFAULT_FORMULATION, convKernel: machineKernel, ...Object.fromEntries(Object.entries(opts.formulation ?? {}).filter(([, v]) => v !== undefined)) };
+  if (formulation.convKernel !== 'nchw' && formulation.convKernel !== machineKernel) {
+    throw new Error(`ort engine: convKernel ${formulation.convKernel} needs onnxruntime's NCHWc kernels with that block size; the ${provider} provider here has ${machineKernel === 'nchw' ? 'none' : machineKernel}`);
+  }
   const parallel = replicas > 1 ? `${replicas} replicas × ${Math.max(1, Math.floor(threads / replicas))} thread` : `${threads} thread${threads === 1 ? '' : 's'}`;
   return {
     name: 'ort',
     description: `ort ${provider}, ${parallel}`,
-    identity: `ort/${provider}/r${replicas}/${formulation.convWeightGradient}/${formulation.convInputGradient}/${formulation.bn}`,
+    identity: `ort/${provider}/r${replicas}/${formulation.convWeightGradient}/${formulation.convInputGradient}/${formulation.bn}${formulation.convKernel === 'nchw' ? '' : `/${formulation.convKernel}`}`,
     trainer(spec: TrainerSpec): Promise<Trainer> {
       return createOrtTrainer(spec, { session, replicas, formulation });
     },

@@ -5,6 +5,7 @@
 import * as ort from 'onnxruntime-node';
 import type { Graph, ParamStore } from '../../graph/ir.ts';
 import { inferShapes } from '../../graph/shapes.ts';
+import { encodeModel, GraphBuilder, int } from '../../onnx/builder.ts';
 import { exportOnnx } from '../../onnx/export.ts';
 
 export type OrtProvider = 'cpu' | 'webgpu' | 'cuda';
@@ -77,6 +78,33 @@ export function probeProviders(): Promise<ProviderReport[]> {
     return reports;
   })();
   return probed;
+}
+
+let nchwcBlock: Promise<number> | undefined;
+
+/**
+ * The channel block of onnxruntime's NCHWc kernels on this machine (MLAS picks 16 with
+ * AVX-512, 8 with AVX2, and some builds have none), or 0 where the CPU provider lacks them:
+ * a four-channel ReorderInput says, since it pads the channels to one block.
+ */
+export function probeNchwcBlock(): Promise<number> {
+  nchwcBlock ??= (async () => {
+    const b = new GraphBuilder();
+    b.input('x', [1, 4, 1, 1]);
+    b.op('ReorderInput', ['x'], 'y', [int('channels_last', 0)], ['y'], 'com.microsoft.nchwc');
+    b.output('y', [1, 'blocked', 1, 1]);
+    const bytes = encodeModel({ name: 'nchwc-probe', nodes: b.nodes, initializers: b.initializers, inputs: b.inputs, outputs: b.outputs, producerName: 'facet', producerVersion: 'probe', extraOpsets: [{ domain: 'com.microsoft.nchwc', version: 1 }] }, 'NCHWc probe');
+    try {
+      const session = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'], logSeverityLevel: 4 });
+      const y = (await session.run({ x: new ort.Tensor('float32', new Float32Array(4), [1, 4, 1, 1]) })).y!;
+      await session.release();
+      const block = y.dims[1]!;
+      return block === 8 || block === 16 ? block : 0;
+    } catch {
+      return 0;
+    }
+  })();
+  return nchwcBlock;
 }
 
 /** A one-Relu model for probing providers. */

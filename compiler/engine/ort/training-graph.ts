@@ -59,15 +59,36 @@ export type ConvInputGradient = 'convtranspose' | 'conv';
  */
 export type BnFormulation = 'elementwise' | 'batchnorm';
 
+/**
+ * Which kernel runs the forward convolutions and the stride-1 input gradients:
+ * - `nchw`: the standard `Conv`. onnxruntime rewrites a Conv to its blocked NCHWc kernels
+ *   only when the weights are constant initializers; ours are graph inputs, so it takes the
+ *   generic im2col + GEMM path.
+ * - `nchwc8`, `nchwc16`: the blocked kernels called directly (`com.microsoft.nchwc` Conv,
+ *   CPU provider only): the activation reordered into channel blocks of 8 or 16 on the way
+ *   in and back on the way out, the weights reordered in the graph every step. The block
+ *   size is the machine's (MLAS: 16 with AVX-512, else 8), so the engine probes it
+ *   ({@link probeNchwcBlock} in session.ts). A conv whose input channels neither fit in one
+ *   block nor fill whole blocks keeps `Conv`.
+ */
+export type ConvKernel = 'nchw' | 'nchwc8' | 'nchwc16';
+export const CONV_KERNELS: readonly ConvKernel[] = ['nchw', 'nchwc8', 'nchwc16'];
+export const NCHWC_DOMAIN = 'com.microsoft.nchwc';
+
 /** The choices of how the training graph is written; each is measured in docs/training-engine.md. */
 export interface GraphFormulation {
   convWeightGradient: ConvWeightGradient;
   convInputGradient: ConvInputGradient;
   bn: BnFormulation;
+  convKernel: ConvKernel;
 }
 
-/** The formulation the engine uses unless told otherwise (the fastest measured here). */
-export const DEFAULT_FORMULATION: GraphFormulation = { convWeightGradient: 'flat', convInputGradient: 'conv', bn: 'batchnorm' };
+/**
+ * The formulation the engine uses unless told otherwise (the fastest measured here).
+ * `convKernel` stays `nchw` here, the form every provider runs; the engine switches the CPU
+ * provider to the blocked kernels of the machine's block size.
+ */
+export const DEFAULT_FORMULATION: GraphFormulation = { convWeightGradient: 'flat', convInputGradient: 'conv', bn: 'batchnorm', convKernel: 'nchw' };
 
 export interface TrainingGraphOptions extends Partial<GraphFormulation> {
   /** Images per run of this graph (static: onnxruntime plans memory once). */
@@ -153,9 +174,11 @@ function checkFormulation(o: Partial<GraphFormulation>): void {
   check('convWeightGradient', o.convWeightGradient, CONV_WEIGHT_GRADIENTS);
   check('convInputGradient', o.convInputGradient, ['convtranspose', 'conv']);
   check('bn', o.bn, ['elementwise', 'batchnorm']);
+  check('convKernel', o.convKernel, CONV_KERNELS);
 }
 
-const definedOnly = (o: Partial<GraphFormulation>): Partial<GraphFormulation> => Object.fromEntries(Object.entries({ convWeightGradient: o.convWeightGradient, convInputGradient: o.convInputGradient, bn: o.bn }).filter(([, v]) => v !== undefined));
+const definedOnly = (o: Partial<GraphFormulation>): Partial<GraphFormulation> =>
+  Object.fromEntries(Object.entries({ convWeightGradient: o.convWeightGradient, convInputGradient: o.convInputGradient, bn: o.bn, convKernel: o.convKernel }).filter(([, v]) => v !== undefined));
 
 /** NCHW (or [N, F]) dims of a per-sample NHWC activation shape. */
 const batchDims = (n: number, s: ActShape): number[] => (isMap(s) ? [n, s[2], s[0], s[1]] : [n, s[0]]);
@@ -215,6 +238,7 @@ interface Ctx {
   convWeightGradient: ConvWeightGradient;
   convInputGradient: ConvInputGradient;
   bn: BnFormulation;
+  convKernel: ConvKernel;
 }
 
 const reduceSum = (c: Ctx, x: string, axes: number[], keep: boolean, hint: string): string => c.b.op1('ReduceSum', [x, c.b.int64s(axes)], hint, [int('keepdims', keep ? 1 : 0)]);
@@ -240,8 +264,8 @@ function forwardLayer(c: Ctx, layer: Layer, stats: { mean: string; variance: str
     case 'conv': {
       const k = layer.kernel;
       const p = layer.pad;
-      const inputs = [x, paramKey(name, 'kernel'), ...(layer.bias ? [paramKey(name, 'bias')] : [])];
-      y = b.op1('Conv', inputs, name, [ints('kernel_shape', [k, k]), ints('strides', [layer.stride, layer.stride]), ints('pads', [p, p, p, p])]);
+      const [, , ci] = inShape() as [number, number, number];
+      y = emitConv(b, c.convKernel, x, paramKey(name, 'kernel'), layer.bias ? paramKey(name, 'bias') : undefined, { k, stride: layer.stride, pad: p, ci, co: layer.filters }, name);
       c.saved.set(name, { x });
       break;
     }
@@ -333,6 +357,33 @@ function forwardLayer(c: Ctx, layer: Layer, stats: { mean: string; variance: str
   c.value.set(name, y);
 }
 
+/**
+ * A k×k convolution of NCHW `x` ([N, ci, …]) by OIHW `w` ([co, ci, k, k]), NCHW out, on the
+ * kernel `c.convKernel` names. For the blocked kernels the weights are zero-padded to whole
+ * output blocks and reordered in the graph as MLAS lays out a constant filter: OIHWBiBo
+ * (`[co/B, ci/B, k, k, Bi, Bo]`) when the input is blocked too, OIHWBo (`[co/B, ci, k, k,
+ * Bo]`) when its channels fit in one block and it stays NCHW. ReorderOutput drops the padded
+ * output channels.
+ */
+export function emitConv(b: GraphBuilder, kernel: ConvKernel, x: string, w: string, bias: string | undefined, o: { k: number; stride: number; pad: number; ci: number; co: number }, out: string): string {
+  const { k, stride, pad, ci, co } = o;
+  const attrs = [ints('kernel_shape', [k, k]), ints('strides', [stride, stride]), ints('pads', [pad, pad, pad, pad])];
+  const block = kernel === 'nchw' ? 0 : Number(kernel.slice('nchwc'.length));
+  const reshape = (t: string, dims: number[], hint: string) => b.op1('Reshape', [t, b.int64s(dims)], hint);
+  const blockedInput = ci >= block;
+  if (block === 0 || (blockedInput && ci % block !== 0)) return b.op1('Conv', [x, w, ...(bias ? [bias] : [])], out, attrs);
+  const coPad = Math.ceil(co / block) * block;
+  const wPadded = coPad === co ? w : b.op1('Pad', [w, b.int64s([0, 0, 0, 0, coPad - co, 0, 0, 0])], `${out}.wpad`);
+  const wBlocks = blockedInput
+    ? b.op1('Transpose', [reshape(wPadded, [coPad / block, block, ci / block, block, k, k], `${out}.w6`)], `${out}.wbibo`, [ints('perm', [0, 2, 4, 5, 3, 1])])
+    : b.op1('Transpose', [reshape(wPadded, [coPad / block, block, ci, k, k], `${out}.w5`)], `${out}.wbo`, [ints('perm', [0, 2, 3, 4, 1])]);
+  const wNchwc = reshape(wBlocks, [coPad, ci, k, k], `${out}.wnchwc`);
+  const biasPadded = bias && coPad !== co ? b.op1('Pad', [bias, b.int64s([0, coPad - co])], `${out}.bpad`) : bias;
+  const xIn = blockedInput ? b.op('ReorderInput', [x], `${out}.xblocks`, [int('channels_last', 0)], 1, NCHWC_DOMAIN)[0]! : x;
+  const yBlocks = b.op('Conv', [xIn, wNchwc, ...(biasPadded ? [biasPadded] : [])], `${out}.yblocks`, attrs, 1, NCHWC_DOMAIN)[0]!;
+  return b.op('ReorderOutput', [yBlocks], out, [int('channels', co), int('channels_last', 0)], 1, NCHWC_DOMAIN)[0]!;
+}
+
 /** Adds the gradient of `layer`'s inputs (and parameters) given the gradient of its output. */
 function backwardLayer(c: Ctx, layer: Layer, dy: string, needsInputGrad: (name: string) => boolean): void {
   const { b, n } = c;
@@ -357,7 +408,7 @@ function backwardLayer(c: Ctx, layer: Layer, dy: string, needsInputGrad: (name: 
           // dX = dY ⋆ W with W flipped in space and its channel axes swapped: a forward conv.
           const flipped = b.op1('Slice', [b.op1('Transpose', [paramKey(name, 'kernel')], `${name}.wt`, [ints('perm', [1, 0, 2, 3])]), b.int64s([-1, -1]), b.int64s([-k - 1, -k - 1]), b.int64s([2, 3]), b.int64s([-1, -1])], `${name}.wflip`);
           const q = k - 1 - p;
-          addGrad(c, src!, b.op1('Conv', [dy, flipped], `${name}.dx`, [ints('kernel_shape', [k, k]), ints('pads', [q, q, q, q])]));
+          addGrad(c, src!, emitConv(b, c.convKernel, dy, flipped, undefined, { k, stride: 1, pad: q, ci: layer.filters, co: ci }, `${name}.dx`));
         } else {
           const outPad = [h + 2 * p - ((oh - 1) * s + k), w + 2 * p - ((ow - 1) * s + k)];
           const attrs = [ints('kernel_shape', [k, k]), ints('strides', [s, s]), ints('pads', [p, p, p, p])];
@@ -734,7 +785,16 @@ export function buildTrainingGraph(graph: Graph, opts: TrainingGraphOptions): Tr
 
   function finish(updated: string[], slots: string[], scalars: string[]): TrainingGraph {
     const bytes = encodeModel(
-      { name: `${graph.arch}.${opts.mode}`, nodes: b.nodes, initializers: b.initializers, inputs: b.inputs, outputs: b.outputs, producerName: 'facet', producerVersion: `training-graph/${opts.mode}` },
+      {
+        name: `${graph.arch}.${opts.mode}`,
+        nodes: b.nodes,
+        initializers: b.initializers,
+        inputs: b.inputs,
+        outputs: b.outputs,
+        producerName: 'facet',
+        producerVersion: `training-graph/${opts.mode}`,
+        extraOpsets: ctx.convKernel === 'nchw' ? [] : [{ domain: NCHWC_DOMAIN, version: 1 }],
+      },
       `training graph ${graph.arch}`,
     );
     return { bytes, trainable, updated, runningStats, slots, scalars, shapes: paramShapes, featureDims: featureShape ? [...featureShape] : undefined, classes };
