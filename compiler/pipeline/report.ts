@@ -112,6 +112,39 @@ export function reportTableMarkdown(report: Report): string {
   return lines.join('\n');
 }
 
+/**
+ * This run's rows beside the report's reference figures, cell by cell: ours, the
+ * reference's and the difference in points, bold where it exceeds `tolerance` (issue 17
+ * asks for every row within 1.0 of the PyTorch reference). Rows are matched by label;
+ * a cell either side lacks is "—". Ends with the count of cells within the tolerance.
+ */
+export function referenceComparisonMarkdown(report: Report, tolerance = 1.0): string {
+  if (!report.reference) throw new Error('the report has no reference figures to compare with');
+  const lines = [
+    `| Row | ${COLUMN_TITLES.map((t) => `${t}: ours / ref. / Δ`).join(' | ')} |`,
+    `|---|${COLUMN_TITLES.map(() => '---').join('|')}|`,
+  ];
+  let within = 0;
+  let compared = 0;
+  for (const row of report.rows) {
+    const ref = report.reference.rows.find((r) => r.label === row.label);
+    if (!ref) continue;
+    const ours = cells(row.summary).map((v) => (v === null ? null : Math.round(1000 * v) / 10));
+    const parts = ours.map((v, i) => {
+      const r = ref.cells[i] ?? null;
+      if (v === null || r === null) return `${v === null ? '—' : v.toFixed(1)} / ${r === null ? '—' : r.toFixed(1)} / —`;
+      const d = v - r;
+      compared++;
+      if (Math.abs(d) <= tolerance + 1e-9) within++;
+      const delta = `${d >= 0 ? '+' : '−'}${Math.abs(d).toFixed(1)}`;
+      return `${v.toFixed(1)} / ${r.toFixed(1)} / ${Math.abs(d) > tolerance + 1e-9 ? `**${delta}**` : delta}`;
+    });
+    lines.push(`| ${row.label} | ${parts.join(' | ')} |`);
+  }
+  lines.push('', `${within} of ${compared} cells within ${tolerance.toFixed(1)} point${tolerance === 1 ? '' : 's'} of the reference (${report.reference.title}).`);
+  return lines.join('\n');
+}
+
 function chart(kind: DegradationKind, rows: ReportRow[]): string {
   const width = 420;
   const height = 260;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { EvalPoint, EvalResult, EvalSummary } from '../../compiler/pipeline/evaluate.ts';
-import { meanCleanAndDegraded, modelRow, oracleRow, REFERENCE_FASHION_MNIST, renderReportHtml, reportTableMarkdown, REPORT_SCHEMA, type Report } from '../../compiler/pipeline/report.ts';
+import { meanCleanAndDegraded, modelRow, oracleRow, REFERENCE_FASHION_MNIST, referenceComparisonMarkdown, renderReportHtml, reportTableMarkdown, REPORT_SCHEMA, type Report } from '../../compiler/pipeline/report.ts';
 import type { SubtaskOutcome } from '../../compiler/pipeline/subtasks.ts';
 import { DEGRADATION_KINDS, type DegradationKind } from '../../shared/manifest.ts';
 
@@ -87,6 +87,28 @@ describe('report', () => {
     expect(html).toContain('<table id="reference">');
     // Self-contained: nothing is fetched.
     expect(html).not.toMatch(/<(script|link|img)\b|src=|href=/);
+  });
+
+  it('compares each row with the reference, cell by cell, flagging gaps over the tolerance', () => {
+    const r = report();
+    // Base: clean 93.8 (ref 93.8), JPEG 43.8 (ref 87.5). FusionDistill: clean 92.5 (ref 92.5),
+    // AWGN 91.3 (ref 90.6: +0.7, within 1.0).
+    const md = referenceComparisonMarkdown(r);
+    const lines = md.split('\n');
+    expect(lines[0]).toBe('| Row | Clean: ours / ref. / Δ | JPEG: ours / ref. / Δ | Blur: ours / ref. / Δ | AWGN: ours / ref. / Δ | S&P: ours / ref. / Δ | Avg: ours / ref. / Δ |');
+    const base = lines.find((l) => l.startsWith('| Base |'))!;
+    expect(base).toContain('| 93.8 / 93.8 / +0.0 |');
+    expect(base).toContain('| 43.8 / 87.5 / **−43.7** |');
+    // Oracle's clean cell exists on neither side; the soup row's label has no reference match.
+    expect(lines.find((l) => l.startsWith('| Oracle |'))).toContain('| — / — / — |');
+    expect(md).not.toContain('<script>');
+    const fd = lines.find((l) => l.startsWith('| FusionDistill |'))!;
+    expect(fd).toContain('| 92.5 / 92.5 / +0.0 |');
+    expect(fd).toContain('| 91.3 / 90.6 / +0.7 |');
+    // 6 + 5 + 6 cells compared (Base, Oracle without clean, FusionDistill); within 1.0: Base's
+    // clean, Oracle's blur (88.0 / 87.9), FusionDistill's clean, AWGN, S&P (91.3 / 90.6) and Avg.
+    expect(md).toContain('\n6 of 17 cells within 1.0 point of the reference');
+    expect(() => referenceComparisonMarkdown({ ...r, reference: undefined })).toThrow(/no reference/);
   });
 
   it('markdown table for notes', () => {

@@ -130,7 +130,7 @@ export const command: Command = {
       if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`--seed must be a non-negative integer, got "${values.seed}"`);
       config = { ...config, seed };
     }
-    const [{ compile }, { stageImpls, loadCompileData }, { reportTableMarkdown, formatDuration }, { createProgress }] = await Promise.all([
+    const [{ compile }, { stageImpls, loadCompileData }, { reportTableMarkdown, referenceComparisonMarkdown, formatDuration }, { createProgress }] = await Promise.all([
       import('../../pipeline/compile.ts'),
       import('../../pipeline/stages.ts'),
       import('../../pipeline/report.ts'),
@@ -173,6 +173,7 @@ export const command: Command = {
         log,
       });
       console.log(reportTableMarkdown(result.report));
+      if (result.report.reference) console.log(`\n${referenceComparisonMarkdown(result.report)}`);
       console.log(`\n${result.ran.length} of ${result.plan.stages.length} stages ran; wall time ${formatDuration(result.report.wallMs)}. Wrote ${result.files.join(', ')}`);
       const distill = result.results.get('distill')!;
       const { buildGraph } = await import('../../pipeline/stages.ts');
