@@ -359,7 +359,7 @@ function forwardLayer(c: Ctx, layer: Layer, stats: { mean: string; variance: str
 
 /**
  * A k×k convolution of NCHW `x` ([N, ci, …]) by OIHW `w` ([co, ci, k, k]), NCHW out, on the
- * kernel `c.convKernel` names. For the blocked kernels the weights are zero-padded to whole
+ * kernel `kernel` names. For the blocked kernels the weights are zero-padded to whole
  * output blocks and reordered in the graph as MLAS lays out a constant filter: OIHWBiBo
  * (`[co/B, ci/B, k, k, Bi, Bo]`) when the input is blocked too, OIHWBo (`[co/B, ci, k, k,
  * Bo]`) when its channels fit in one block and it stays NCHW. ReorderOutput drops the padded
