@@ -48,7 +48,7 @@ export interface EvalTarget {
 export type BaselineStage = 'vanilla' | 'fusing';
 
 export interface PlanOptions {
-  /** Vanilla and Fusing (`true`, as `--baselines`), or only the ones listed (a seed study needs Fusing only). */
+  /** Vanilla and Fusing (`true`, as `--baselines`), or only the ones listed. */
   baselines: boolean | readonly BaselineStage[];
   quick: boolean;
 }
