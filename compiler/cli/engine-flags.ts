@@ -26,8 +26,7 @@ export const ENGINE_HELP = `Engine
                         the whole step as one graph on --threads intra-op threads
   --conv-kernel K       ort: nchw (onnxruntime's standard Conv) or nchwc8 / nchwc16 (its
                         blocked CPU kernels, ~1.2x faster training); default: the CPU's
-                        NCHWc block where it has one. Name nchw to reuse a cache from
-                        before the blocked kernels
+                        NCHWc block where it has one (\`facet doctor\` shows it)
   --backend B           tfjs: ${BACKEND_NAMES.join(', ')} (default auto)`;
 
 type Values = { [K in keyof typeof ENGINE_FLAGS]?: string };
