@@ -11,12 +11,11 @@ import { parseArgs } from 'node:util';
 import type { LabelledImages } from '../compiler/data/types.ts';
 import { exportOnnx } from '../compiler/onnx/export.ts';
 import { loadCompileConfig } from '../compiler/pipeline/config.ts';
-import { argmaxCorrect, onnxClassifier } from '../compiler/pipeline/evaluate.ts';
+import { type Classifier, evaluate, onnxClassifier } from '../compiler/pipeline/evaluate.ts';
 import { buildGraph, loadCompileData } from '../compiler/pipeline/stages.ts';
 import { degradedCopy, trainingSplits } from '../compiler/pipeline/training-data.ts';
 import { readCheckpoint } from '../compiler/train/checkpoint.ts';
 import { DEGRADATION_KINDS } from '../shared/manifest.ts';
-import { batchToNCHW } from '../shared/preprocess.ts';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { config: { type: 'string', default: 'configs/fashion-mnist.json' } } });
 if (positionals.length === 0) {
@@ -32,18 +31,12 @@ if (!val) {
 }
 const degraded = degradedCopy(val, DEGRADATION_KINDS, config.degradations, config.seed);
 const graph = buildGraph(config, data.train);
-const { height: h, width: w, channels: c } = val;
-const per = h * w * c;
-const classes = data.train.classNames.length;
 
-async function accuracy(classify: Awaited<ReturnType<typeof onnxClassifier>>['classify'], set: LabelledImages): Promise<number> {
-  let correct = 0;
-  for (let start = 0; start < set.count; start += config.evaluation.batchSize) {
-    const n = Math.min(config.evaluation.batchSize, set.count - start);
-    const x = batchToNCHW(set.images.subarray(start * per, (start + n) * per), n, h, w, c, config.dataset);
-    correct += argmaxCorrect(await classify(x, { n, c, h, w }), set.labels, start, n, classes);
-  }
-  return correct / set.count;
+/** Clean accuracy on the whole of `set` by the evaluation protocol's own batch loop. */
+async function accuracy(classify: Classifier, set: LabelledImages): Promise<number> {
+  const evaluation = { ...config.evaluation, samples: undefined };
+  const result = await evaluate(classify, set, { ranges: config.degradations, evaluation, quick: false, kinds: [], clean: true, mean: config.dataset.mean, std: config.dataset.std });
+  return result.summary.clean!;
 }
 
 console.log(`| checkpoint | val clean | val degraded copy |\n|---|---|---|`);
