@@ -95,7 +95,13 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch]!);
 }
 
-const pct = (v: number | null): string => (v === null ? '—' : (100 * v).toFixed(1));
+/**
+ * An accuracy in points, rounded half up to one decimal on the decimal value (the 1e-9
+ * absorbs a product like 1000 × 0.9285 landing a hair under 928.5). `toFixed` alone rounds
+ * the binary value: 1,857 of 2,000 printed 92.8 in one table and 92.9 in the next.
+ */
+const points = (v: number): number => Math.round(1000 * v + 1e-9) / 10;
+const pct = (v: number | null): string => (v === null ? '—' : points(v).toFixed(1));
 const cells = (s: RowSummary): (number | null)[] => [s.clean, s.jpeg, s.blur, s.awgn, s.saltpepper, s.degradedMean];
 
 export function formatDuration(ms: number): string {
@@ -129,7 +135,7 @@ export function referenceComparisonMarkdown(report: Report, tolerance = 1.0): st
   for (const row of report.rows) {
     const ref = report.reference.rows.find((r) => r.label === row.label);
     if (!ref) continue;
-    const ours = cells(row.summary).map((v) => (v === null ? null : Math.round(1000 * v) / 10));
+    const ours = cells(row.summary).map((v) => (v === null ? null : points(v)));
     const parts = ours.map((v, i) => {
       const r = ref.cells[i] ?? null;
       if (v === null || r === null) return `${v === null ? '—' : v.toFixed(1)} / ${r === null ? '—' : r.toFixed(1)} / —`;

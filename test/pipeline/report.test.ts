@@ -116,6 +116,15 @@ describe('report', () => {
     expect(md.split('\n')[0]).toBe('| Row | Clean | JPEG | Blur | AWGN | S&P | Avg |');
     expect(md).toContain('| Oracle | — | 85.0 | 88.0 | 87.0 | 86.0 | 86.5 |');
   });
+
+  it('both tables round a half-way accuracy the same way (1,857 of 2,000 is 92.9)', () => {
+    // (100 × 0.9285).toFixed(1) is "92.8": the binary 92.85 sits a hair below the half.
+    const r = report();
+    const fd = r.rows.find((row) => row.label === 'FusionDistill')!;
+    const half = { ...r, rows: r.rows.map((row) => (row === fd ? { ...row, summary: { ...row.summary!, clean: 1857 / 2000 } } : row)) };
+    expect(reportTableMarkdown(half).split('\n').find((l) => l.startsWith('| FusionDistill |'))).toMatch(/^\| FusionDistill \| 92\.9 \|/);
+    expect(referenceComparisonMarkdown(half).split('\n').find((l) => l.startsWith('| FusionDistill |'))).toContain('| 92.9 / 92.5 / +0.4 |');
+  });
 });
 
 /** A summary with the same accuracy on every degradation (null: not evaluated). */
