@@ -18,6 +18,7 @@ import * as ortNode from 'onnxruntime-node';
 import { subsetClasses } from '../compiler/data/split.ts';
 import { onnxModelType } from '../compiler/onnx/export.ts';
 import type { LabelledImages } from '../compiler/data/types.ts';
+import { formatPoints } from '../compiler/pipeline/accuracy.ts';
 import { writeFileAtomic } from '../compiler/pipeline/cache.ts';
 import { loadCompileConfig } from '../compiler/pipeline/config.ts';
 import { evaluate, onnxClassifier } from '../compiler/pipeline/evaluate.ts';
@@ -162,7 +163,7 @@ function quantizeQdq(bytes: Uint8Array, ranges: Map<string, { min: number; max: 
   return encode(m);
 }
 
-const pct = (x: number | null | undefined) => (x == null ? '—' : (100 * x).toFixed(1));
+const pct = (x: number | null | undefined) => formatPoints(x ?? null);
 const round = (x: number, d = 4) => +x.toFixed(d);
 
 const config = await loadCompileConfig(configFile);

@@ -18,6 +18,7 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { formatPoints } from '../compiler/pipeline/accuracy.ts';
 import { compile } from '../compiler/pipeline/compile.ts';
 import { loadCompileConfig, type CompileConfig } from '../compiler/pipeline/config.ts';
 import type { RowSummary } from '../compiler/pipeline/report.ts';
@@ -54,7 +55,7 @@ interface SeedResult {
   seconds: number;
 }
 
-const pct = (v: number | null | undefined) => (v === null || v === undefined ? '—' : (100 * v).toFixed(1));
+const pct = (v: number | null | undefined) => formatPoints(v ?? null);
 
 async function runSeed(engine: Engine, base: CompileConfig, seed: number, variants: string[], cacheDir: string): Promise<SeedResult> {
   const withSeed = (edit?: (d: CompileConfig['stages']['distill']) => void): CompileConfig => {

@@ -5,6 +5,7 @@
  * No scripts, styles or fonts from elsewhere.
  */
 import { DEGRADATION_KINDS, type DegradationKind } from '../../shared/manifest.ts';
+import { accuracyPoints, formatPoints, meanCleanAndDegraded } from './accuracy.ts';
 import type { EvalPoint, EvalResult, EvalSummary } from './evaluate.ts';
 import type { SubtaskOutcome } from './subtasks.ts';
 
@@ -95,13 +96,7 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch]!);
 }
 
-/**
- * An accuracy in points, rounded half up to one decimal on the decimal value (the 1e-9
- * absorbs a product like 1000 × 0.9285 landing a hair under 928.5). `toFixed` alone rounds
- * the binary value: 1,857 of 2,000 printed 92.8 in one table and 92.9 in the next.
- */
-const points = (v: number): number => Math.round(1000 * v + 1e-9) / 10;
-const pct = (v: number | null): string => (v === null ? '—' : points(v).toFixed(1));
+const pct = formatPoints;
 const cells = (s: RowSummary): (number | null)[] => [s.clean, s.jpeg, s.blur, s.awgn, s.saltpepper, s.degradedMean];
 
 export function formatDuration(ms: number): string {
@@ -135,7 +130,7 @@ export function referenceComparisonMarkdown(report: Report, tolerance = 1.0): st
   for (const row of report.rows) {
     const ref = report.reference.rows.find((r) => r.label === row.label);
     if (!ref) continue;
-    const ours = cells(row.summary).map((v) => (v === null ? null : points(v)));
+    const ours = cells(row.summary).map((v) => (v === null ? null : accuracyPoints(v)));
     const parts = ours.map((v, i) => {
       const r = ref.cells[i] ?? null;
       if (v === null || r === null) return `${v === null ? '—' : v.toFixed(1)} / ${r === null ? '—' : r.toFixed(1)} / —`;
@@ -188,11 +183,6 @@ function legend(rows: ReportRow[]): string {
   return `<p class="legend">${rows
     .map((r, i) => `<span><svg width="18" height="8"><line x1="0" x2="18" y1="4" y2="4" stroke="${COLORS[i % COLORS.length]}" stroke-width="3"/></svg> ${escapeHtml(r.label)}</span>`)
     .join(' ')}</p>`;
-}
-
-/** Accuracy averaged over clean images and the four degradations (each counted once); null if a cell is missing. */
-export function meanCleanAndDegraded(s: EvalSummary | undefined): number | null {
-  return !s || s.clean === null || s.degradedMean === null ? null : (s.clean + 4 * s.degradedMean) / 5;
 }
 
 /** The variants of a subtask the chart compares: the pruned ones after fine-tuning, and the unpruned model. */

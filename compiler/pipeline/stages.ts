@@ -17,6 +17,7 @@ import type { OptimizerConfig as TrainerOptimizer } from '../train/optimizers.ts
 import type { PrefetchMode } from '../train/pipeline.ts';
 import { SILENT, type ProgressReporter, type StepInfo } from '../train/progress.ts';
 import type { ScheduleConfig as TrainerSchedule } from '../train/schedules.ts';
+import { formatPoints } from './accuracy.ts';
 import { writeFileAtomic } from './cache.ts';
 import { codeVersion } from './code.ts';
 import { dataChecksum, EVAL_FILE, ONNX_FILE, type CompileData, type StageEnv, type StageImpls } from './compile.ts';
@@ -206,7 +207,7 @@ export function stageImpls(runtime: StageRuntime): StageImpls {
         const result = await evaluate(model.classify, env.data.test, { ranges: spec.levels, evaluation, quick, kinds: spec.kinds, clean: spec.clean, mean: config.dataset.mean, std: config.dataset.std });
         await writeFileAtomic(join(env.outDir, EVAL_FILE), JSON.stringify(result));
         const s = result.summary;
-        env.log(['clean', ...DEGRADATION_KINDS, 'degradedMean'].filter((k) => s[k as keyof typeof s] !== null).map((k) => `${k} ${(100 * (s[k as keyof typeof s] as number)).toFixed(1)}%`).join(', '));
+        env.log(['clean', ...DEGRADATION_KINDS, 'degradedMean'].filter((k) => s[k as keyof typeof s] !== null).map((k) => `${k} ${formatPoints(s[k as keyof typeof s] as number)}%`).join(', '));
         return { summary: s };
       } finally {
         await model.close();

@@ -23,12 +23,12 @@ import type { Graph, ParamStore } from '../graph/ir.ts';
 import { exportOnnx } from '../onnx/export.ts';
 import { readParams, writeParams } from '../train/loop.ts';
 import type { ProgressReporter } from '../train/progress.ts';
+import { formatPoints, meanCleanAndDegraded } from './accuracy.ts';
 import { runStage, sha256File, writeFileAtomic, type StageResult } from './cache.ts';
 import { codeVersion } from './code.ts';
 import type { CompileData } from './compile.ts';
 import { describeBudget, resolveSubtaskClasses, subtaskBudget, type CompileConfig, type SubtaskBudget, type SubtaskConfig } from './config.ts';
 import { evaluateAll, onnxClassifier, type EvalSummary } from './evaluate.ts';
-import { meanCleanAndDegraded } from './report.ts';
 import { DEFAULT_SUBTASK_TUNING, fineTuneSubtask, pruneSubtask, restrictedFull, type SubtaskInput, type SubtaskTuning } from './subtask.ts';
 import { trainingSplits } from './training-data.ts';
 
@@ -189,7 +189,7 @@ async function compileSubtask(o: CompileSubtaskOptions): Promise<SubtaskOutcome>
   const test = subsetClasses(data.test, o.classes);
   const labels = o.classes.map((c) => data.test.classNames[c]!);
   const exported = (m: { graph: Graph; params: ParamStore }) => exportOnnx(m.graph, m.params, { labels, classes: o.classes, mean: config.dataset.mean, std: config.dataset.std });
-  const pct = (s: EvalSummary) => `clean ${(100 * (s.clean ?? 0)).toFixed(1)}%, degraded mean ${(100 * (s.degradedMean ?? 0)).toFixed(1)}%`;
+  const pct = (s: EvalSummary) => `clean ${formatPoints(s.clean)}%, degraded mean ${formatPoints(s.degradedMean)}%`;
 
   const tPrune = performance.now();
   const catro = await pruneSubtask(input, 'catro');
@@ -276,7 +276,7 @@ export async function publishFullCheckpoint(outDir: string, graph: Graph, params
 
 /** Markdown table of subtask outcomes for the CLI and the closing notes. */
 export function subtaskTableMarkdown(outcomes: SubtaskOutcome[]): string {
-  const p = (v: number | null | undefined) => (v === null || v === undefined ? '—' : (100 * v).toFixed(1));
+  const p = (v: number | null | undefined) => formatPoints(v ?? null);
   const lines = [
     '| Subtask | Classes | MACs (of full) | Params | Unpruned restricted: clean / degr. / mean5 | CATRO before FT: mean5 | CATRO: clean / degr. / mean5 | L1 before → after: mean5 | Random before → after: mean5 |',
     '|---|---|---|---|---|---|---|---|---|',

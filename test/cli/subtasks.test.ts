@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../compiler/cli/main.ts';
+import { formatPoints } from '../../compiler/pipeline/accuracy.ts';
 import { parseManifest, type Manifest } from '../../shared/manifest.ts';
 
 const SHIPPED = 'models/fashion-mnist';
@@ -47,7 +48,8 @@ describe('facet subtasks list', () => {
     const rows = lines.slice(lines.indexOf('') + 2);
     expect(rows).toHaveLength(manifest.models.length);
     const full = manifest.models.find((m) => m.subtask === null)!;
-    const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+    // The report's rounding (half up on the decimal value, tested in test/pipeline/report.test.ts).
+    const pct = (v: number) => `${formatPoints(v)}%`;
     manifest.models.forEach((m, i) => {
       const cells = rows[i]!.split(/ {2,}/);
       expect(cells[0]).toBe(m.subtask ?? 'full');

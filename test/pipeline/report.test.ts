@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { EvalPoint, EvalResult, EvalSummary } from '../../compiler/pipeline/evaluate.ts';
-import { meanCleanAndDegraded, modelRow, oracleRow, REFERENCE_FASHION_MNIST, referenceComparisonMarkdown, renderReportHtml, reportTableMarkdown, REPORT_SCHEMA, type Report } from '../../compiler/pipeline/report.ts';
+import { meanCleanAndDegraded } from '../../compiler/pipeline/accuracy.ts';
+import { modelRow, oracleRow, REFERENCE_FASHION_MNIST, referenceComparisonMarkdown, renderReportHtml, reportTableMarkdown, REPORT_SCHEMA, type Report } from '../../compiler/pipeline/report.ts';
 import type { SubtaskOutcome } from '../../compiler/pipeline/subtasks.ts';
 import { DEGRADATION_KINDS, type DegradationKind } from '../../shared/manifest.ts';
 

@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { type Command, UsageError, parseFlags } from '../command.ts';
 import type { Manifest, ModelEntry } from '../../../shared/manifest.ts';
+import { formatPoints } from '../../pipeline/accuracy.ts';
 
 const LIST_HELP = `Usage: facet subtasks list --models DIR
 
@@ -36,7 +37,7 @@ function modelsDir(argv: string[]): { dir: string; names: string[] } {
   return { dir: values.models, names: positionals };
 }
 
-const percent = (v: number) => `${(100 * v).toFixed(1)}%`;
+const percent = (v: number) => `${formatPoints(v)}%`;
 
 /** The table `list` prints: one row per model, full model first, columns padded to their widest cell. */
 export function subtasksTable(manifest: Manifest): string {

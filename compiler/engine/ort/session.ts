@@ -7,6 +7,7 @@ import type { Graph, ParamStore } from '../../graph/ir.ts';
 import { inferShapes } from '../../graph/shapes.ts';
 import { encodeModel, GraphBuilder, int } from '../../onnx/builder.ts';
 import { exportOnnx } from '../../onnx/export.ts';
+import { NCHWC_DOMAIN } from './training-graph.ts';
 
 export type OrtProvider = 'cpu' | 'webgpu' | 'cuda';
 export const ORT_PROVIDERS: readonly OrtProvider[] = ['cpu', 'webgpu', 'cuda'];
@@ -91,9 +92,9 @@ export function probeNchwcBlock(): Promise<number> {
   nchwcBlock ??= (async () => {
     const b = new GraphBuilder();
     b.input('x', [1, 4, 1, 1]);
-    b.op('ReorderInput', ['x'], 'y', [int('channels_last', 0)], ['y'], 'com.microsoft.nchwc');
+    b.op('ReorderInput', ['x'], 'y', [int('channels_last', 0)], ['y'], NCHWC_DOMAIN);
     b.output('y', [1, 'blocked', 1, 1]);
-    const bytes = encodeModel({ name: 'nchwc-probe', nodes: b.nodes, initializers: b.initializers, inputs: b.inputs, outputs: b.outputs, producerName: 'facet', producerVersion: 'probe', extraOpsets: [{ domain: 'com.microsoft.nchwc', version: 1 }] }, 'NCHWc probe');
+    const bytes = encodeModel({ name: 'nchwc-probe', nodes: b.nodes, initializers: b.initializers, inputs: b.inputs, outputs: b.outputs, producerName: 'facet', producerVersion: 'probe', extraOpsets: [{ domain: NCHWC_DOMAIN, version: 1 }] }, 'NCHWc probe');
     try {
       const session = await ort.InferenceSession.create(bytes, { executionProviders: ['cpu'], logSeverityLevel: 4 });
       const y = (await session.run({ x: new ort.Tensor('float32', new Float32Array(4), [1, 4, 1, 1]) })).y!;
