@@ -28,4 +28,4 @@ if (!report.reference) {
 }
 console.log(referenceComparisonMarkdown(report, Number(values.tolerance)));
 console.log(`\nStages (wall time of the run that produced each):`);
-for (const s of report.stages) console.log(`- ${s.stage}: ${formatDuration(s.wallMs)}${s.cached ? ' (cached in this run)' : ''}`);
+for (const s of report.stages) console.log(`- ${s.stage}: ${formatDuration(s.wallMs)}${s.runs ? ` over ${s.runs} runs (resumed)` : ''}${s.cached ? ' (cached in this run)' : ''}`);

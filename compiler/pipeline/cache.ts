@@ -8,7 +8,8 @@
  * Layout under the cache dir:
  *   <stage>-<hash>/           finished artifacts + done.json (appears only by an atomic rename)
  *   <stage>-<hash>.work/      the stage's checkpoints while it runs; kept if it dies, so the
- *                             next run resumes; removed once the stage is done
+ *                             next run resumes; removed once the stage is done. Its
+ *                             .stage-time.json carries the wall time of earlier runs
  *   .tmp-<stage>-<hash>-…/    artifacts being written; never read, swept on the next run
  *   <stage>-<hash>.lock       held while a process runs the stage (pid and host inside)
  */
@@ -17,6 +18,10 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, relative } from 'node:path';
+
+/** How often a running stage records its wall time in its work dir, for a resumed run to add to. */
+export const STAGE_TIME_TICK_MS = 10_000;
+const STAGE_TIME_FILE = '.stage-time.json';
 
 /** Bump when the cache layout or hashing changes: every key changes with it. */
 const CACHE_FORMAT = 1;
@@ -43,8 +48,14 @@ export interface DoneRecord {
   key: StageKey;
   startedAt: string;
   finishedAt: string;
-  /** Wall time of the stage function in the run that produced it (resumed runs: that run only). */
+  /**
+   * Wall time of the stage function, summed over every run it took: a stage killed and
+   * resumed reports what it cost in all (a killed run counts up to its last
+   * {@link STAGE_TIME_TICK_MS} tick), not only its last part.
+   */
   wallMs: number;
+  /** How many runs the stage took: 1 unless it was killed and resumed. Absent in records from before it was kept. */
+  runs?: number;
   /** Every artifact file, relative to the stage dir (done.json excluded). */
   files: Record<string, FileRecord>;
   /** Whatever the stage function returned (e.g. training history). */
@@ -200,6 +211,36 @@ export interface RunStageOptions {
 }
 
 /**
+ * A stage's wall time across runs: what earlier (killed) runs recorded in `file`, plus this
+ * run, recorded again every tick so the next run can resume the count.
+ */
+async function stageClock(file: string): Promise<{ total(): { wallMs: number; runs: number }; stop(): Promise<void> }> {
+  const earlier = await readFile(file, 'utf8')
+    .then((text) => JSON.parse(text) as { wallMs?: unknown; runs?: unknown })
+    .catch(() => ({}) as { wallMs?: unknown; runs?: unknown });
+  const priorMs = typeof earlier.wallMs === 'number' && earlier.wallMs >= 0 ? earlier.wallMs : 0;
+  const runs = (typeof earlier.runs === 'number' && earlier.runs >= 0 ? earlier.runs : 0) + 1;
+  const t0 = performance.now();
+  const total = () => ({ wallMs: priorMs + performance.now() - t0, runs });
+  // Writes are chained, so the last one has landed when stop() returns (the work dir may go next).
+  let writing: Promise<void> = Promise.resolve();
+  const record = () => {
+    writing = writing.then(() => writeFileAtomic(file, JSON.stringify(total()))).catch(() => undefined);
+  };
+  record();
+  const timer = setInterval(record, STAGE_TIME_TICK_MS);
+  timer.unref();
+  return {
+    total,
+    async stop() {
+      clearInterval(timer);
+      record(); // a stage that failed resumes from here: its time so far counts
+      await writing;
+    },
+  };
+}
+
+/**
  * Run `fn` unless a finished stage with this key exists. `fn` writes its artifacts into
  * `ctx.outDir`; they are fsynced, checksummed into done.json and renamed into place in one
  * step, so a crash at any point leaves either no stage dir or a complete one.
@@ -239,15 +280,17 @@ export async function runStage(cacheDir: string, key: StageKey, fn: (ctx: StageC
     await mkdir(workDir, { recursive: true });
 
     const startedAt = new Date();
-    const t0 = performance.now();
+    const clock = await stageClock(join(workDir, STAGE_TIME_FILE));
     let meta: unknown;
     try {
       meta = await fn({ outDir, workDir });
     } catch (err) {
       await rm(outDir, { recursive: true, force: true });
       throw err;
+    } finally {
+      await clock.stop();
     }
-    const wallMs = performance.now() - t0;
+    const { wallMs, runs } = clock.total();
 
     const files: Record<string, FileRecord> = {};
     for (const file of await listFiles(outDir)) {
@@ -256,7 +299,7 @@ export async function runStage(cacheDir: string, key: StageKey, fn: (ctx: StageC
       await fsyncPath(path);
       files[file] = { sha256: await sha256File(path), bytes: (await stat(path)).size };
     }
-    const done: DoneRecord = { stage: key.name, hash, key, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), wallMs, files, meta: meta ?? null };
+    const done: DoneRecord = { stage: key.name, hash, key, startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), wallMs, runs, files, meta: meta ?? null };
     await writeFileAtomic(join(outDir, 'done.json'), JSON.stringify(done, null, 1));
     try {
       await rename(outDir, dir);

@@ -119,7 +119,6 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
     for (const [id, r] of deps) inputs[id] = artifactsChecksum(r);
     for (const split of spec.data) inputs[`data:${split}`] = data.checksums[split];
     const key = { name: spec.id, config: spec.config, inputs, code: code.get(spec.kind)! };
-    const t0 = performance.now();
     const result = await runStage(opts.cacheDir, key, async ({ outDir, workDir }) => {
       log(`[${spec.id}] running`);
       return impls.run[spec.kind]({ config, spec, data, deps, outDir, workDir, log: (line) => log(`[${spec.id}] ${line}`) });
@@ -127,7 +126,8 @@ export async function compile(opts: CompileOptions): Promise<CompileResult> {
     if (result.cached) log(`[${spec.id}] cached (${result.hash})`);
     else {
       ran.push(spec.id);
-      log(`[${spec.id}] done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+      const runs = result.done.runs ?? 1;
+      log(`[${spec.id}] done in ${(result.done.wallMs / 1000).toFixed(1)} s${runs > 1 ? ` over ${runs} runs (resumed)` : ''}`);
     }
     results.set(spec.id, result);
   }
@@ -173,7 +173,8 @@ async function buildReport(config: CompileConfig, plan: Plan, results: Map<strin
   const stages: StageTiming[] = plan.stages.map((s) => {
     const r = results.get(s.id)!;
     const meta = r.done.meta as { dataShare?: number } | null;
-    return { stage: s.id, hash: r.hash, wallMs: r.done.wallMs, cached: r.cached, ...(typeof meta?.dataShare === 'number' ? { dataShare: meta.dataShare } : {}) };
+    const runs = r.done.runs ?? 1;
+    return { stage: s.id, hash: r.hash, wallMs: r.done.wallMs, cached: r.cached, ...(runs > 1 ? { runs } : {}), ...(typeof meta?.dataShare === 'number' ? { dataShare: meta.dataShare } : {}) };
   });
   const notes = [...(config.notes ?? [])];
   const samples = evals.get('fusiondistill')!.summary.samples;

@@ -26,8 +26,10 @@ export interface ReportRow {
 export interface StageTiming {
   stage: string;
   hash: string;
-  /** Wall time of the run that produced it (ms). */
+  /** Wall time of the stage (ms), summed over the runs it took when it was killed and resumed. */
   wallMs: number;
+  /** How many runs it took, when more than one (it was killed and resumed). */
+  runs?: number;
   /** True when this compile found the stage cached. */
   cached: boolean;
   /** Training stages: share of step wall time spent preparing data (augmentation, degradations). */
@@ -333,7 +335,7 @@ export function renderReportHtml(report: Report): string {
     : '';
   const stages = [
     '<table id="stages"><thead><tr><th>Stage</th><th>Wall time</th><th>Data prep share</th><th>This run</th><th>Cache key</th></tr></thead><tbody>',
-    ...report.stages.map((s) => `<tr><th>${escapeHtml(s.stage)}</th><td>${formatDuration(s.wallMs)}</td><td>${s.dataShare === undefined ? '' : `${(100 * s.dataShare).toFixed(1)}%`}</td><td>${s.cached ? 'cached' : 'ran'}</td><td><code>${escapeHtml(s.hash)}</code></td></tr>`),
+    ...report.stages.map((s) => `<tr><th>${escapeHtml(s.stage)}</th><td>${formatDuration(s.wallMs)}</td><td>${s.dataShare === undefined ? '' : `${(100 * s.dataShare).toFixed(1)}%`}</td><td>${s.cached ? 'cached' : 'ran'}${s.runs ? ` (over ${s.runs} runs)` : ''}</td><td><code>${escapeHtml(s.hash)}</code></td></tr>`),
     `<tr><th>all stages</th><td>${formatDuration(report.stages.reduce((sum, s) => sum + s.wallMs, 0))}</td><td></td><td></td><td></td></tr>`,
     '</tbody></table>',
   ].join('\n');

@@ -42,6 +42,7 @@ describe('stage cache', () => {
     expect(done).toMatchObject({ stage: 'base', hash: first.hash, meta: { value: 'weights' }, files: { 'out.txt': { bytes: 7 } } });
     expect(done.files['out.txt'].sha256).toBe(await sha256File(join(first.dir, 'out.txt')));
     expect(done.wallMs).toBeGreaterThanOrEqual(0);
+    expect(done.runs).toBe(1);
 
     const second = await runStage(cache, key(), fn);
     expect(second.cached).toBe(true);
@@ -77,7 +78,7 @@ describe('stage cache', () => {
     expect(await pipeline({ epochs: 4 }, 'bb', 'v2', 'w2')).toEqual([1, 0, 0]);
   });
 
-  it('a failing stage leaves no done.json and reruns next time; its work dir survives for resuming', async () => {
+  it('a failing stage leaves no done.json and reruns next time; its work dir survives for resuming, with its wall time', async () => {
     const cache = await tempDir();
     const k = key();
     const id = `base-${stageHash(k)}`;
@@ -85,6 +86,7 @@ describe('stage cache', () => {
       runStage(cache, k, async ({ outDir, workDir }) => {
         await writeFile(join(workDir, 'checkpoint.json'), '{"epoch":1}');
         await writeFile(join(outDir, 'out.txt'), 'partial');
+        await new Promise((r) => setTimeout(r, 300));
         throw new Error('power cut');
       }),
     ).rejects.toThrow('power cut');
@@ -99,6 +101,9 @@ describe('stage cache', () => {
     });
     expect(resumedFrom).toEqual({ epoch: 1 });
     expect(r.cached).toBe(false);
+    // The reported wall time is the stage's cost over both runs, not the resumed run's few ms.
+    expect(r.done.wallMs).toBeGreaterThanOrEqual(290);
+    expect(r.done.runs).toBe(2);
     expect(await readFile(join(r.dir, 'out.txt'), 'utf8')).toBe('complete');
     expect(existsSync(join(cache, `${id}.work`))).toBe(false);
   });

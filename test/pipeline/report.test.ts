@@ -37,6 +37,7 @@ function report(): Report {
     stages: [
       { stage: 'base', hash: 'abc123', wallMs: 754_000, cached: false, dataShare: 0.123 },
       { stage: 'degrade-jpeg', hash: 'def456', wallMs: 12_300, cached: true },
+      { stage: 'distill', hash: 'ghi789', wallMs: 60_000, runs: 3, cached: false },
     ],
     wallMs: 3_725_000,
     reference: REFERENCE_FASHION_MNIST,
@@ -84,7 +85,9 @@ describe('report', () => {
     expect(html).toContain('<th>base</th><td>12 min 34 s</td><td>12.3%</td><td>ran</td>');
     expect(html).toContain('<th>degrade-jpeg</th><td>12.3 s</td><td></td><td>cached</td>');
     expect(html).toContain('compile wall time 1 h 2 min');
-    expect(html).toContain('<th>all stages</th><td>12 min 46 s</td>'); // 754 s + 12.3 s
+    // A stage killed and resumed says so beside its summed time.
+    expect(html).toMatch(/<th>distill<\/th><td>[^<]+<\/td><td><\/td><td>ran \(over 3 runs\)<\/td>/);
+    expect(html).toContain('<th>all stages</th><td>13 min 46 s</td>'); // 754 s + 12.3 s + 60 s
     expect(html).toContain('<table id="reference">');
     // Self-contained: nothing is fetched.
     expect(html).not.toMatch(/<(script|link|img)\b|src=|href=/);
