@@ -80,7 +80,17 @@ export function fuseParams(graph: Graph, stores: readonly ParamStore[], bn: Excl
  * so the result is exactly the mean and (biased) variance over every pixel it saw.
  * Returns a new store; trained parameters are untouched.
  */
-export async function recalibrateBn(engine: Engine, graph: Graph, params: ParamStore, batches: Iterable<ImageBatch> | AsyncIterable<ImageBatch>): Promise<ParamStore> {
+/**
+ * How per-batch BN statistics become running ones. `population` (ours): the exact mean and
+ * variance of every activation seen, batch means' spread included. `batch-average`
+ * (PyTorch's `momentum=None`, the reference's): the mean of the batches' variances, which
+ * leaves out how far the batch means lie from each other; with each batch drawn from one
+ * degradation that spread is systematic, not noise. (PyTorch averages unbiased batch
+ * variances; at ≥ 128 × 7 × 7 values per channel and batch the factor is under 1.0002.)
+ */
+export type BnEstimator = 'population' | 'batch-average';
+
+export async function recalibrateBn(engine: Engine, graph: Graph, params: ParamStore, batches: Iterable<ImageBatch> | AsyncIterable<ImageBatch>, estimator: BnEstimator = 'population'): Promise<ParamStore> {
   const layers = bnLayers(graph);
   const sums = new Map<string, { mean: Float64Array; second: Float64Array }>();
   let seen = 0;
@@ -95,7 +105,7 @@ export async function recalibrateBn(engine: Engine, graph: Graph, params: ParamS
         if (!acc) sums.set(name, (acc = { mean: new Float64Array(s.mean.length), second: new Float64Array(s.mean.length) }));
         for (let c = 0; c < s.mean.length; c++) {
           acc.mean[c]! += n * s.mean[c]!;
-          acc.second[c]! += n * (s.variance[c]! + s.mean[c]! * s.mean[c]!);
+          acc.second[c]! += estimator === 'population' ? n * (s.variance[c]! + s.mean[c]! * s.mean[c]!) : n * s.variance[c]!;
         }
       }
       seen += n;
@@ -112,7 +122,7 @@ export async function recalibrateBn(engine: Engine, graph: Graph, params: ParamS
     for (let c = 0; c < mean.length; c++) {
       const m = acc.mean[c]! / seen;
       mean[c] = m;
-      variance[c] = Math.max(acc.second[c]! / seen - m * m, 0);
+      variance[c] = estimator === 'population' ? Math.max(acc.second[c]! / seen - m * m, 0) : acc.second[c]! / seen;
     }
     out.set(paramKey(name, 'mean'), { shape: [mean.length], data: mean });
     out.set(paramKey(name, 'variance'), { shape: [variance.length], data: variance });

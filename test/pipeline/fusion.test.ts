@@ -146,5 +146,26 @@ describe.each(TEST_ENGINES)('BN recalibration on %s', (name: EngineName) => {
     await expect(recalibrateBn(engine, graph, params, [])).rejects.toThrow(/no batches/);
   });
 
+  it("batch-average (PyTorch's momentum=None) leaves out the spread of the batch means; population keeps it", async () => {
+    const params = fuseParams(graph, [randomParams(11), randomParams(12)], 'copy');
+    // Two batches whose means lie far apart, as batches of two different degradations do.
+    const rng = new Rng(5);
+    const batches = [6, 6].map((n, b) => {
+      const data = new Float32Array(n * 4 * 4 * 2);
+      for (let i = 0; i < data.length; i++) data[i] = rng.gaussian() + (b === 0 ? -3 : 3);
+      return { x: data, n };
+    });
+    const perBatch = batches.map((b) => tf.moments(tf.tensor4d(b.x, [b.n, 4, 4, 2]), [0, 1, 2]));
+    const averaged = await recalibrateBn(engine, graph, params, batches, 'batch-average');
+    const population = await recalibrateBn(engine, graph, params, batches);
+    const expectedVar = Array.from({ length: 2 }, (_, c) => (perBatch[0]!.variance.dataSync()[c]! + perBatch[1]!.variance.dataSync()[c]!) / 2);
+    const expectedMean = Array.from({ length: 2 }, (_, c) => (perBatch[0]!.mean.dataSync()[c]! + perBatch[1]!.mean.dataSync()[c]!) / 2);
+    expect(Array.from(averaged.get('bn0/variance')!.data)).toEqual(expectedVar.map((v) => expect.closeTo(v, 4)));
+    expect(Array.from(averaged.get('bn0/mean')!.data)).toEqual(expectedMean.map((v) => expect.closeTo(v, 5)));
+    expect(Array.from(population.get('bn0/mean')!.data)).toEqual(expectedMean.map((v) => expect.closeTo(v, 5)));
+    // Means 6 apart add (6/2)² = 9 to the population variance of unit-variance data.
+    for (let c = 0; c < 2; c++) expect(population.get('bn0/variance')!.data[c]! - averaged.get('bn0/variance')!.data[c]!).toBeGreaterThan(7);
+  });
+
 });
 
