@@ -4,7 +4,7 @@
  * the reference run used. Same soup weights (a compile's fusion stage, `soup-copy.ckpt`),
  * same recalibration batches, same test protocol as the report.
  *
- *   npx tsx bench/recal-estimator.ts --config configs/reference-fashion-mnist.json \
+ *   npm run bench:recal-estimator -- --config configs/reference-fashion-mnist.json \
  *     --soup PATH/fusion-<hash>/soup-copy.ckpt [--out bench/results/recal-estimator.json]
  */
 import { writeFileAtomic } from '../compiler/pipeline/cache.ts';
