@@ -145,7 +145,7 @@ async function save(complete: boolean) {
   await writeFileAtomic(outFile, JSON.stringify({ subtask: subtaskName, classes: labels, config: configFile, from: fromDir, seeds, fineTune, complete, unpruned, rows, summary: summarize(), createdAt: new Date().toISOString() }, null, 1));
 }
 
-const pct = (v: number | undefined) => formatPoints(v ?? null);
+const pct = formatPoints;
 console.log(`catro-study: ${subtaskName} (${labels.join(', ')}), ${configFile}, full model ${fromDir}, seeds ${seeds.join(',')}, ${fineTune ? `fine-tuned ${study.tuning.epochs} epochs unless a variant sets epochs` : 'no fine-tuning'}`);
 /** The unpruned model restricted to the subtask's classes: the reference of the "≥ unpruned − 0.5" goal, on validation as well as test. */
 const restricted = restrictClasses(full.graph, full.params, classes);

@@ -163,7 +163,7 @@ function quantizeQdq(bytes: Uint8Array, ranges: Map<string, { min: number; max: 
   return encode(m);
 }
 
-const pct = (x: number | null | undefined) => formatPoints(x ?? null);
+const pct = formatPoints;
 const round = (x: number, d = 4) => +x.toFixed(d);
 
 const config = await loadCompileConfig(configFile);

@@ -55,7 +55,7 @@ interface SeedResult {
   seconds: number;
 }
 
-const pct = (v: number | null | undefined) => formatPoints(v ?? null);
+const pct = formatPoints;
 
 async function runSeed(engine: Engine, base: CompileConfig, seed: number, variants: string[], cacheDir: string): Promise<SeedResult> {
   const withSeed = (edit?: (d: CompileConfig['stages']['distill']) => void): CompileConfig => {

@@ -12,8 +12,8 @@ import type { EvalSummary } from './evaluate.ts';
  */
 export const accuracyPoints = (v: number): number => Math.round(1000 * v + 1e-9) / 10;
 
-/** An accuracy as points with one decimal ("92.9"); null (a cell with no value) as "—". */
-export const formatPoints = (v: number | null): string => (v === null ? '—' : accuracyPoints(v).toFixed(1));
+/** An accuracy as points with one decimal ("92.9"); a missing one (null, undefined) as "—". */
+export const formatPoints = (v: number | null | undefined): string => (v === null || v === undefined ? '—' : accuracyPoints(v).toFixed(1));
 
 /** Accuracy averaged over clean images and the four degradations (each counted once); null if a cell is missing. */
 export function meanCleanAndDegraded(s: EvalSummary | undefined): number | null {

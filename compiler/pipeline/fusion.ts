@@ -72,15 +72,6 @@ export function fuseParams(graph: Graph, stores: readonly ParamStore[], bn: Excl
 }
 
 /**
- * Re-estimates every BN layer's running mean and variance as the population statistics
- * of the activations it sees over all `batches` (NHWC float, already normalized), with the
- * network in training mode (each BN normalizes by its batch statistics, as during
- * training) and no gradients. Per channel it accumulates the cumulative averages of the
- * batch mean and of the batch second moment (variance + mean²), weighted by batch size,
- * so the result is exactly the mean and (biased) variance over every pixel it saw.
- * Returns a new store; trained parameters are untouched.
- */
-/**
  * How per-batch BN statistics become running ones. `population` (ours): the exact mean and
  * variance of every activation seen, batch means' spread included. `batch-average`
  * (PyTorch's `momentum=None`, the reference's): the mean of the batches' variances, which
@@ -90,6 +81,16 @@ export function fuseParams(graph: Graph, stores: readonly ParamStore[], bn: Excl
  */
 export type BnEstimator = 'population' | 'batch-average';
 
+/**
+ * Re-estimates every BN layer's running mean and variance as the population statistics
+ * of the activations it sees over all `batches` (NHWC float, already normalized), with the
+ * network in training mode (each BN normalizes by its batch statistics, as during
+ * training) and no gradients. Per channel it accumulates the cumulative averages of the
+ * batch mean and of the batch second moment (variance + mean²), weighted by batch size,
+ * so the result is exactly the mean and (biased) variance over every pixel it saw
+ * (`batch-average` instead averages the batch variances).
+ * Returns a new store; trained parameters are untouched.
+ */
 export async function recalibrateBn(engine: Engine, graph: Graph, params: ParamStore, batches: Iterable<ImageBatch> | AsyncIterable<ImageBatch>, estimator: BnEstimator = 'population'): Promise<ParamStore> {
   const layers = bnLayers(graph);
   const sums = new Map<string, { mean: Float64Array; second: Float64Array }>();

@@ -98,7 +98,6 @@ export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch]!);
 }
 
-const pct = formatPoints;
 const cells = (s: RowSummary): (number | null)[] => [s.clean, s.jpeg, s.blur, s.awgn, s.saltpepper, s.degradedMean];
 
 export function formatDuration(ms: number): string {
@@ -111,7 +110,7 @@ export function formatDuration(ms: number): string {
 /** The table as GitHub markdown (for the README and closing notes). */
 export function reportTableMarkdown(report: Report): string {
   const lines = [`| Row | ${COLUMN_TITLES.join(' | ')} |`, `|---|${COLUMN_TITLES.map(() => '---').join('|')}|`];
-  for (const row of report.rows) lines.push(`| ${row.label} | ${cells(row.summary).map(pct).join(' | ')} |`);
+  for (const row of report.rows) lines.push(`| ${row.label} | ${cells(row.summary).map(formatPoints).join(' | ')} |`);
   return lines.join('\n');
 }
 
@@ -206,7 +205,7 @@ export function subtaskPoints(o: SubtaskOutcome): { method: SubtaskMethod; macs:
 }
 
 function subtaskTable(outcomes: SubtaskOutcome[]): string {
-  const beforeAfter = (v: { before?: EvalSummary; after: EvalSummary } | undefined) => (v ? `${pct(meanCleanAndDegraded(v.before))} → ${pct(meanCleanAndDegraded(v.after))}` : '—');
+  const beforeAfter = (v: { before?: EvalSummary; after: EvalSummary } | undefined) => (v ? `${formatPoints(meanCleanAndDegraded(v.before))} → ${formatPoints(meanCleanAndDegraded(v.after))}` : '—');
   const head = ['Subtask', 'Classes', 'MACs', 'Of full', 'Params', 'Unpruned clean', 'Unpruned degr.', 'Unpruned mean', 'CATRO before FT', 'CATRO clean', 'CATRO degr.', 'CATRO mean', 'L1 before → after', 'Random before → after', 'Time'];
   return [
     '<table id="subtasks"><thead><tr>' + head.map((t) => `<th>${escapeHtml(t)}</th>`).join('') + '</tr></thead><tbody>',
@@ -216,13 +215,13 @@ function subtaskTable(outcomes: SubtaskOutcome[]): string {
         o.macs.pruned.toLocaleString('en'),
         `${((100 * o.macs.pruned) / o.macs.full).toFixed(1)}%`,
         o.params.pruned.toLocaleString('en'),
-        pct(o.restricted?.clean ?? null),
-        pct(o.restricted?.degradedMean ?? null),
-        pct(meanCleanAndDegraded(o.restricted)),
-        pct(meanCleanAndDegraded(o.catro.before)),
-        pct(o.catro.after.clean),
-        pct(o.catro.after.degradedMean),
-        pct(meanCleanAndDegraded(o.catro.after)),
+        formatPoints(o.restricted?.clean ?? null),
+        formatPoints(o.restricted?.degradedMean ?? null),
+        formatPoints(meanCleanAndDegraded(o.restricted)),
+        formatPoints(meanCleanAndDegraded(o.catro.before)),
+        formatPoints(o.catro.after.clean),
+        formatPoints(o.catro.after.degradedMean),
+        formatPoints(meanCleanAndDegraded(o.catro.after)),
         beforeAfter(o.l1),
         beforeAfter(o.random),
         formatDuration(1000 * o.seconds.total),
@@ -289,7 +288,7 @@ export function subtaskChart(outcomes: SubtaskOutcome[]): string {
   }
   for (const { o, pts } of series) {
     for (const p of pts) {
-      const label = `${o.name}, ${SUBTASK_METHODS.find((s) => s.id === p.method)!.label}: ${p.macs.toLocaleString('en')} MACs, ${pct(p.accuracy)}%`;
+      const label = `${o.name}, ${SUBTASK_METHODS.find((s) => s.id === p.method)!.label}: ${p.macs.toLocaleString('en')} MACs, ${formatPoints(p.accuracy)}%`;
       parts.push(`${marker(p.method, x(p.macs), y(p.accuracy), color[p.method], `data-subtask="${escapeHtml(o.name)}" data-method="${p.method}"`)}<title>${escapeHtml(label)}</title>${MARKER_CLOSE[p.method]}`);
     }
     const catro = pts.find((p) => p.method === 'catro');
@@ -322,7 +321,7 @@ function subtaskSection(outcomes: SubtaskOutcome[] | undefined): string {
 export function renderReportHtml(report: Report): string {
   const table = [
     '<table id="results"><thead><tr><th>Row</th>' + COLUMN_TITLES.map((t) => `<th>${escapeHtml(t)}</th>`).join('') + '</tr></thead><tbody>',
-    ...report.rows.map((r) => `<tr data-row="${escapeHtml(r.id)}"><th>${escapeHtml(r.label)}</th>${cells(r.summary).map((v) => `<td>${pct(v)}</td>`).join('')}</tr>`),
+    ...report.rows.map((r) => `<tr data-row="${escapeHtml(r.id)}"><th>${escapeHtml(r.label)}</th>${cells(r.summary).map((v) => `<td>${formatPoints(v)}</td>`).join('')}</tr>`),
     '</tbody></table>',
   ].join('\n');
   const reference = report.reference

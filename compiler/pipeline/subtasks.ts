@@ -276,15 +276,14 @@ export async function publishFullCheckpoint(outDir: string, graph: Graph, params
 
 /** Markdown table of subtask outcomes for the CLI and the closing notes. */
 export function subtaskTableMarkdown(outcomes: SubtaskOutcome[]): string {
-  const p = (v: number | null | undefined) => formatPoints(v ?? null);
   const lines = [
     '| Subtask | Classes | MACs (of full) | Params | Unpruned restricted: clean / degr. / mean5 | CATRO before FT: mean5 | CATRO: clean / degr. / mean5 | L1 before → after: mean5 | Random before → after: mean5 |',
     '|---|---|---|---|---|---|---|---|---|',
   ];
   for (const o of outcomes) {
-    const base = (s: { before: EvalSummary; after: EvalSummary } | undefined) => (s ? `${p(meanCleanAndDegraded(s.before))} → ${p(meanCleanAndDegraded(s.after))}` : '—');
+    const base = (s: { before: EvalSummary; after: EvalSummary } | undefined) => (s ? `${formatPoints(meanCleanAndDegraded(s.before))} → ${formatPoints(meanCleanAndDegraded(s.after))}` : '—');
     lines.push(
-      `| ${o.name} | ${o.labels.join(', ')} | ${o.macs.pruned.toLocaleString('en')} (${((100 * o.macs.pruned) / o.macs.full).toFixed(1)}%) | ${o.params.pruned.toLocaleString('en')} | ${o.restricted ? `${p(o.restricted.clean)} / ${p(o.restricted.degradedMean)} / ${p(meanCleanAndDegraded(o.restricted))}` : '—'} | ${p(meanCleanAndDegraded(o.catro.before))} | ${p(o.catro.after.clean)} / ${p(o.catro.after.degradedMean)} / ${p(meanCleanAndDegraded(o.catro.after))} | ${base(o.l1)} | ${base(o.random)} |`,
+      `| ${o.name} | ${o.labels.join(', ')} | ${o.macs.pruned.toLocaleString('en')} (${((100 * o.macs.pruned) / o.macs.full).toFixed(1)}%) | ${o.params.pruned.toLocaleString('en')} | ${o.restricted ? `${formatPoints(o.restricted.clean)} / ${formatPoints(o.restricted.degradedMean)} / ${formatPoints(meanCleanAndDegraded(o.restricted))}` : '—'} | ${formatPoints(meanCleanAndDegraded(o.catro.before))} | ${formatPoints(o.catro.after.clean)} / ${formatPoints(o.catro.after.degradedMean)} / ${formatPoints(meanCleanAndDegraded(o.catro.after))} | ${base(o.l1)} | ${base(o.random)} |`,
     );
   }
   return lines.join('\n');

@@ -16,5 +16,6 @@ describe('formatPoints', () => {
     expect(formatPoints(0)).toBe('0.0');
     expect(formatPoints(1 / 3)).toBe('33.3');
     expect(formatPoints(null)).toBe('—');
+    expect(formatPoints(undefined)).toBe('—');
   });
 });
