@@ -20,25 +20,11 @@ import { openApiDocument } from './openapi.ts';
 import { demoHtml, demoScript } from './demo/page.ts';
 import type { ModelStore } from './store.ts';
 import { kserveRoutes } from './kserve.ts';
-import { loadModelSet, manifestSummary, ServedModels, type ModelSet, type ReloadLog } from './served-models.ts';
+import { loadModelSet, manifestSummary, ServedModels, type ReloadLog } from './served-models.ts';
+import type { Env } from './env.ts';
+import { DEFAULT_LIMITS, type Limits } from './limits.ts';
 
-export interface Limits {
-  /** Request body bytes (bodyLimit; checked before and while reading). */
-  maxBodyBytes: number;
-  /** Pixels per image, read from the header before decoding. */
-  maxPixels: number;
-  /** Images per batch request. */
-  maxBatch: number;
-  /** Images per onnxruntime run; bounds the wasm heap a batch can grow. */
-  maxRunBatch: number;
-}
-
-export const DEFAULT_LIMITS: Limits = {
-  maxBodyBytes: 8 * 2 ** 20,
-  maxPixels: 4096 * 4096,
-  maxBatch: 32,
-  maxRunBatch: 8,
-};
+export { DEFAULT_LIMITS, type Limits } from './limits.ts';
 
 export interface AppOptions {
   store: ModelStore;
@@ -56,13 +42,6 @@ export interface AppOptions {
   /** Where model set switches and refusals are logged (default: the console). */
   reloadLog?: ReloadLog;
 }
-
-/**
- * Per-request values: when the request started, the model set it answers from (held from its
- * start to its end, whatever is switched meanwhile), and the answer `json()` built (it carries
- * the secure headers already).
- */
-export type Env = { Variables: { started: number; modelSet: ModelSet; secured?: Response } };
 
 export interface FacetApp {
   app: Hono<Env>;

@@ -16,7 +16,7 @@ try {
   const { existsSync } = await import('node:fs');
   const config = await serverConfig(process.argv.slice(2), process.env, existsSync);
   const { app } = await buildServerApp(config, wasm);
-  const { DEFAULT_LIMITS } = await import('./app.ts');
+  const { DEFAULT_LIMITS } = await import('./limits.ts');
   // Bun's own body cap would answer before Hono's bodyLimit; keep it above ours.
   const server = Bun.serve({ fetch: app.fetch, port: config.port, hostname: config.host, maxRequestBodySize: DEFAULT_LIMITS.maxBodyBytes * 2 });
   markStartup('listening');

@@ -9,7 +9,8 @@ import { z } from 'zod';
 import type { ModelEntry } from '../shared/manifest.ts';
 import { ClientError } from './decode.ts';
 import type { ModelPool } from './engine.ts';
-import type { Env, Limits } from './app.ts';
+import type { Env } from './env.ts';
+import type { Limits } from './limits.ts';
 
 const VERSION = '1';
 

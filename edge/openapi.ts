@@ -1,5 +1,5 @@
 /** The OpenAPI 3.1 description served at /openapi.json (kept next to the routes it describes). */
-import type { Limits } from './app.ts';
+import type { Limits } from './limits.ts';
 
 const error = { $ref: '#/components/schemas/Error' };
 const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: error } } });

@@ -18,3 +18,11 @@ export interface LabelledImages {
   labels: Uint16Array;
   classNames: string[];
 }
+
+/** The two splits a compile reads; each checksum joins the cache key of the stages that read its split. */
+export interface CompileData {
+  train: LabelledImages;
+  test: LabelledImages;
+  /** sha256 of each split's images and labels. */
+  checksums: { train: string; test: string };
+}

@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LabelledImages } from '../data/types.ts';
+import type { CompileData, LabelledImages } from '../data/types.ts';
 import { DEGRADATION_KINDS, type DegradationKind } from '../../shared/manifest.ts';
 import { canonicalJson, runStage, writeFileAtomic, type StageResult } from './cache.ts';
 import type { CompileConfig } from './config.ts';
@@ -19,13 +19,6 @@ import { modelRow, oracleRow, REFERENCE_FASHION_MNIST, renderReportHtml, REPORT_
 export const EVAL_FILE = 'eval.json';
 /** Written by every eval stage: the evaluated model as exported. */
 export const ONNX_FILE = 'model.onnx';
-
-export interface CompileData {
-  train: LabelledImages;
-  test: LabelledImages;
-  /** sha256 of each split's images and labels. */
-  checksums: { train: string; test: string };
-}
 
 export interface StageEnv {
   config: CompileConfig;

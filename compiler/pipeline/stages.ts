@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { DEGRADATION_KINDS, type DegradationKind } from '../../shared/manifest.ts';
 import { Rng } from '../../shared/rng.ts';
-import type { LabelledImages } from '../data/types.ts';
+import type { CompileData, LabelledImages } from '../data/types.ts';
 import { initParams, resnet } from '../graph/builders.ts';
 import type { Graph, ParamStore } from '../graph/ir.ts';
 import type { Engine } from '../engine/types.ts';
@@ -20,7 +20,7 @@ import type { ScheduleConfig as TrainerSchedule } from '../train/schedules.ts';
 import { formatPoints } from './accuracy.ts';
 import { writeFileAtomic } from './cache.ts';
 import { codeVersion } from './code.ts';
-import { dataChecksum, EVAL_FILE, ONNX_FILE, type CompileData, type StageEnv, type StageImpls } from './compile.ts';
+import { dataChecksum, EVAL_FILE, ONNX_FILE, type StageEnv, type StageImpls } from './compile.ts';
 import type { CompileConfig, DegradationRanges, EvaluationConfig, LossWeights, OptimizerConfig, ScheduleConfig, TrainingStage } from './config.ts';
 import { evaluate, onnxClassifier } from './evaluate.ts';
 import { fuseParams, recalibrateBn } from './fusion.ts';

@@ -1,7 +1,9 @@
 /**
  * The import graph of the project's own source: layers import downwards only (shared/ knows
  * neither side; the edge app never loads the compiler), and no module reaches itself through
- * its imports, static or dynamic. Type-only imports are left out: they vanish at run time.
+ * its imports, static or dynamic. Type-only imports vanish at run time, so the runtime graph
+ * leaves them out; a cycle through them is still checked for, because it means two modules
+ * each define what the other needs, and the layering no longer says which comes first.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -15,23 +17,26 @@ function sources(dir: string): string[] {
   );
 }
 
-/** Relative runtime imports of a file, as project paths: `import … from`, `export … from`, `import()`. */
-export function runtimeImports(file: string, text: string): string[] {
+/**
+ * Relative imports of a file, as project paths: `import … from`, `export … from`, `import()`;
+ * type-only ones only when `withTypes`.
+ */
+export function projectImports(file: string, text: string, withTypes = false): string[] {
   const specs: string[] = [];
   const code = text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
   for (const m of code.matchAll(/^\s*(import|export)\s+(type\s+)?([^;]*?)\s*from\s*'([^']+)'/gms)) {
     const braces = /^\{([^}]*)\}$/.exec(m[3]!.trim());
     const allTypes = braces !== null && braces[1]!.split(',').map((s) => s.trim()).filter(Boolean).every((s) => s.startsWith('type '));
-    if (!m[2] && !allTypes) specs.push(m[4]!);
+    if (withTypes || (!m[2] && !allTypes)) specs.push(m[4]!);
   }
   for (const m of code.matchAll(/^\s*import\s+'([^']+)'/gm)) specs.push(m[1]!);
   for (const m of code.matchAll(/\bimport\(\s*'([^']+)'\s*\)/g)) specs.push(m[1]!);
   return specs.filter((s) => s.startsWith('.')).map((s) => relative(ROOT, resolve(ROOT, dirname(file), s)));
 }
 
-function graph(dirs: string[]): Map<string, string[]> {
+function graph(dirs: string[], withTypes = false): Map<string, string[]> {
   const files = dirs.flatMap(sources);
-  return new Map(files.map((f) => [f, runtimeImports(f, readFileSync(join(ROOT, f), 'utf8'))]));
+  return new Map(files.map((f) => [f, projectImports(f, readFileSync(join(ROOT, f), 'utf8'), withTypes)]));
 }
 
 function cycles(g: Map<string, string[]>): string[][] {
@@ -67,13 +72,18 @@ describe('import graph', () => {
       "import { readFile } from 'node:fs';",
       "// import { x } from './commented.ts';",
     ].join('\n');
-    expect(runtimeImports('compiler/x/y.ts', text)).toEqual(['compiler/x/a.ts', 'compiler/x/e.ts', 'compiler/x/f.ts', 'compiler/x/h.ts']);
+    expect(projectImports('compiler/x/y.ts', text)).toEqual(['compiler/x/a.ts', 'compiler/x/e.ts', 'compiler/x/f.ts', 'compiler/x/h.ts']);
+    expect(projectImports('compiler/x/y.ts', text, true)).toEqual(['compiler/x/a.ts', 'compiler/x/b.ts', 'compiler/x/c.ts', 'compiler/x/e.ts', 'compiler/x/f.ts', 'compiler/x/g.ts', 'compiler/x/h.ts']);
     expect(cycles(new Map([['a', ['b']], ['b', ['c']], ['c', ['a']], ['d', ['a']]]))).toEqual([['a', 'b', 'c', 'a']]);
   });
 
   it('has no cycles', () => {
     expect(g.size).toBeGreaterThan(50);
     expect(cycles(g).map((c) => c.join(' → '))).toEqual([]);
+  });
+
+  it('has no cycles through type-only imports either', () => {
+    expect(cycles(graph(['compiler', 'edge', 'shared'], true)).map((c) => c.join(' → '))).toEqual([]);
   });
 
   it('shared/ imports neither the compiler nor the edge, and the edge does not import the compiler', () => {

@@ -1,7 +1,7 @@
 /** A tiny synthetic data set and compile config: a real end-to-end compile in seconds. */
-import { dataChecksum, type CompileData } from '../../../compiler/pipeline/compile.ts';
+import { dataChecksum } from '../../../compiler/pipeline/compile.ts';
 import { parseCompileConfig, type CompileConfig } from '../../../compiler/pipeline/config.ts';
-import type { LabelledImages } from '../../../compiler/data/types.ts';
+import type { CompileData, LabelledImages } from '../../../compiler/data/types.ts';
 import { Rng } from '../../../shared/rng.ts';
 
 const SIZE = 8;
