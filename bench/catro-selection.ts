@@ -1,7 +1,9 @@
 /**
  * Which channels CATRO keeps, seed by seed, against L1-norm's at the same widths: per prunable
  * space, the kept set, its overlap with L1's, and the mean filter L1 norm of each kept set
- * relative to the space's mean. A diagnostic for catro-study's figures: when a seed's result
+ * relative to the space's mean, and the trace ratio of all the space's channels and of CATRO's kept
+ * set (how much class signal the layer offers, and how much the selection concentrates). A
+ * diagnostic for catro-study's figures: when a seed's result
  * stands apart, this shows which layer's choice moved (the seed changes CATRO's calibration draw;
  * L1 has none). No fine-tuning, about 10 s per seed.
  *
@@ -36,8 +38,10 @@ for (const seed of seeds) {
     const l = new Set(l1.keep.get(s.id) ?? all);
     const n = norms.get(s.id)!;
     const relNorm = (kept: Iterable<number>) => (mean([...kept].map((j) => n[j]!)) / mean([...n])).toFixed(2);
+    const sel = catro.spaces.find((r) => r.id === s.id)?.selection;
+    const ratios = sel ? `  trace ratio all ${sel.lambdas[0]!.toFixed(3)} → kept ${sel.ratio.toFixed(3)}` : '';
     console.log(
-      `  ${s.id.padEnd(12)} keeps ${c.length}/${s.channels}  CATRO [${c.join(',')}]  shared with L1 ${c.filter((j) => l.has(j)).length}  filter norm / mean: CATRO ${relNorm(c)}, L1 ${relNorm(l)}`,
+      `  ${s.id.padEnd(12)} keeps ${c.length}/${s.channels}  CATRO [${c.join(',')}]  shared with L1 ${c.filter((j) => l.has(j)).length}  filter norm / mean: CATRO ${relNorm(c)}, L1 ${relNorm(l)}${ratios}`,
     );
   }
 }

@@ -3,8 +3,9 @@
  * (and BN re-estimation), scored against the objective the fine-tuning then minimises, on the
  * validation selection set of the compile (each image clean and under each degradation):
  * accuracy, agreement with the unpruned teacher, T²·KL(teacher ‖ student) at the tuning's
- * temperature, and cross-entropy. CATRO's better start and its fading after fine-tuning
- * (docs/catro.md) are read from here.
+ * temperature, cross-entropy, and the recall of each class (a start that answers one class for
+ * almost every image shows as one recall near 100 and the rest near 0). CATRO's better start
+ * and its fading after fine-tuning (docs/catro.md) are read from here.
  *
  *   npx tsx bench/catro-start.ts --config configs/fashion-mnist.json --from models/fashion-mnist \
  *     --subtasks footwear,tops [--seeds 0,1,2] [--out bench/results/catro-start.json]
@@ -74,6 +75,7 @@ for (const name of subtasks) {
     for (const [selector, pruned] of selections) {
       const student = await logitsOf(pruned.graph, pruned.params);
       let kl = 0, ce = 0, correct = 0, agree = 0;
+      const hits = new Array<number>(k).fill(0), counts = new Array<number>(k).fill(0);
       for (let i = 0; i < val.count; i++) {
         const pt = softmax(teacher, i, k, t);
         const ps = softmax(student, i, k, t);
@@ -81,11 +83,15 @@ for (const name of subtasks) {
         const p1 = softmax(student, i, k, 1);
         ce -= Math.log(Math.max(p1[val.labels[i]!]!, 1e-12));
         correct += argmax(p1) === val.labels[i] ? 1 : 0;
+        counts[val.labels[i]!]!++;
+        if (argmax(p1) === val.labels[i]) hits[val.labels[i]!]!++;
         agree += argmax(p1) === argmax(softmax(teacher, i, k, 1)) ? 1 : 0;
       }
-      const row = { subtask: name, seed, selector, accuracy: correct / val.count, agreement: agree / val.count, t2kl: (t * t * kl) / val.count, ce: ce / val.count };
+      const recall = hits.map((h, j) => (counts[j] ? h / counts[j]! : null));
+      const row = { subtask: name, seed, selector, accuracy: correct / val.count, agreement: agree / val.count, t2kl: (t * t * kl) / val.count, ce: ce / val.count, recall };
       results.push(row);
-      cells.push(`${selector} acc ${(100 * row.accuracy).toFixed(1)} agree ${(100 * row.agreement).toFixed(1)} T²KL ${row.t2kl.toFixed(2)} CE ${row.ce.toFixed(3)}`);
+      const recalls = recall.map((r) => (r === null ? '—' : (100 * r).toFixed(0))).join('/');
+      cells.push(`${selector} acc ${(100 * row.accuracy).toFixed(1)} agree ${(100 * row.agreement).toFixed(1)} T²KL ${row.t2kl.toFixed(2)} CE ${row.ce.toFixed(3)} recall ${recalls}`);
     }
     console.log(`  seed ${seed}: ${cells.join(' | ')}`);
   }

@@ -12,7 +12,7 @@ import { layerInputs, paramKey } from '../graph/ir.ts';
 import { inferShapes, isMap } from '../graph/shapes.ts';
 import { type CountMacs, type Widths, greedyBudget, ratioBudget, widthsForRatios } from './budget.ts';
 import { maskChannels, pruneChannels, restrictClasses, withWidths } from './prune.ts';
-import { type Scatter, ScatterAccumulator, type ScatterPooling, sumScatters } from './scatter.ts';
+import { type BetweenClass, type Scatter, ScatterAccumulator, type ScatterPooling, sumScatters } from './scatter.ts';
 import { type LayerSelection, selectLayer } from './select.ts';
 import { type ChannelSpace, type PruneMode, prunableSpaces } from './spaces.ts';
 
@@ -44,6 +44,8 @@ export interface CatroOptions {
   budget: Budget;
   mode?: PruneMode;
   pooling?: ScatterPooling;
+  /** Between-class scatter around the grand mean (default, the spec's) or pairwise weighted (scatter.ts). */
+  between?: BetweenClass;
   batchSize?: number;
   countMacs?: CountMacs;
   /** Stage II regulariser: w' = w + ε·mean(w) (default 1e-8, the spec's). */
@@ -112,7 +114,7 @@ export async function measureScatter(
   calib: CalibrationSet,
   classes: number,
   run: TapRunner,
-  opts: { pooling?: ScatterPooling; batchSize?: number } = {},
+  opts: { pooling?: ScatterPooling; between?: BetweenClass; batchSize?: number } = {},
 ): Promise<Map<string, Scatter>> {
   const n = checkCalibration(graph, calib, classes);
   const shapes = inferShapes(graph);
@@ -142,7 +144,7 @@ export async function measureScatter(
   } finally {
     session.dispose();
   }
-  return new Map(spaces.map((s) => [s.id, sumScatters(s.taps.map((t) => accs.get(t)!.scatter()))]));
+  return new Map(spaces.map((s) => [s.id, sumScatters(s.taps.map((t) => accs.get(t)!.scatter(opts.between)))]));
 }
 
 /** Stage I: channels per space from the budget (the greedy needs every space's scatter). */
@@ -191,7 +193,7 @@ export async function catroPrune(graph: Graph, params: ParamStore, calib: Calibr
   const classes = opts.classes.length;
   checkCalibration(graph, calib, classes);
   const measure = (p: ParamStore, which: ChannelSpace[]) =>
-    measureScatter(graph, p, which, calib, classes, run, { pooling: opts.pooling, batchSize: opts.batchSize });
+    measureScatter(graph, p, which, calib, classes, run, { pooling: opts.pooling, between: opts.between, batchSize: opts.batchSize });
   const count = opts.countMacs ?? defaultCount;
   const widths = await budgetWidths(graph, spaces, opts.budget, () => measure(params, spaces), count);
 

@@ -7,9 +7,20 @@
  *   w_j = Σ_c Σ_{i∈c} ‖x_i^(j) − μ_c^(j)‖²    (within-class scatter)
  * Accumulated from per-class per-position sums and sums of squares. Float64 throughout:
  * w comes from Σx² − (Σx)²/n, which cancels badly in float32.
+ *
+ * b_j equals (1/N) Σ_{c<d} n_c n_d ‖μ_c^(j) − μ_d^(j)‖², a sum over class pairs in which the
+ * pairs far apart weigh most. `between: 'pairwise'` (not in docs/catro.md's spec) weighs each
+ * pair by ω(Δ_cd) = erf(Δ_cd / 2√2) / (2Δ_cd²), with Δ_cd the distance of the two class means
+ * over the whole layer in units of its pooled within-class deviation: the approximate
+ * pairwise accuracy criterion (Loog, Duin and Haeb-Umbach, 2001). Pairs already well
+ * apart stop outweighing the confusable ones, so a channel that separates only a
+ * confusable pair (Shirt from T-shirt/top) can win against one that separates an outlying
+ * class from the rest.
  */
 
 export type ScatterPooling = 'flatten' | 'gap';
+/** How class means enter the between-class scatter: around the grand mean (the spec), or pairwise weighted. */
+export type BetweenClass = 'centroid' | 'pairwise';
 
 export interface ScatterShape {
   /** Number of class slots; labels passed to `add` lie in [0, classes). */
@@ -99,7 +110,7 @@ export class ScatterAccumulator {
     return Array.from(this.counts);
   }
 
-  scatter(): Scatter {
+  scatter(between: BetweenClass = 'centroid'): Scatter {
     const C = this.channels;
     const P = this.kept;
     const total = this.counts.reduce((s, v) => s + v, 0);
@@ -125,8 +136,56 @@ export class ScatterAccumulator {
         w[j] += Math.max(0, this.sumSquares[base + q] - sum * mean);
       }
     }
-    return { b, w };
+    if (between === 'centroid') return { b, w };
+    // Pooled within-class variance per dimension, over every dimension of the layer.
+    const variance = w.reduce((s, v) => s + v, 0) / (total * P * C);
+    return { b: pairwiseBetween(this.sums, this.counts, P, C, (delta2) => apacWeight(variance > 0 ? delta2 / variance : Infinity)), w };
   }
+}
+
+/**
+ * b_j = (1/N) Σ_{c<d} n_c n_d ω_cd ‖μ_c^(j) − μ_d^(j)‖², from per-class sums laid out
+ * [class][position][channel]; `weight` maps a pair's squared mean distance over all
+ * channels to ω_cd. With ω ≡ 1 this is the centroid b exactly.
+ */
+export function pairwiseBetween(sums: Float64Array, counts: Float64Array, positions: number, channels: number, weight: (distance2: number) => number): Float64Array {
+  const K = counts.length;
+  const D = positions * channels;
+  const total = counts.reduce((s, v) => s + v, 0);
+  const b = new Float64Array(channels);
+  const perChannel = new Float64Array(channels);
+  for (let c = 0; c < K; c++) {
+    for (let e = c + 1; e < K; e++) {
+      if (counts[c] === 0 || counts[e] === 0) continue;
+      perChannel.fill(0);
+      let distance2 = 0;
+      for (let q = 0; q < D; q++) {
+        const d = sums[c * D + q] / counts[c] - sums[e * D + q] / counts[e];
+        perChannel[q % channels] += d * d;
+        distance2 += d * d;
+      }
+      const scale = ((counts[c] * counts[e]) / total) * weight(distance2);
+      for (let j = 0; j < channels; j++) b[j] += scale * perChannel[j];
+    }
+  }
+  return b;
+}
+
+/**
+ * ω(Δ) = erf(Δ / 2√2) / (2Δ²) for a squared distance Δ² (Loog et al.'s aPAC weight). 0 where
+ * the pair adds nothing anyway (Δ = 0: equal means) and at infinite distance.
+ */
+export function apacWeight(delta2: number): number {
+  if (!(delta2 > 0) || !Number.isFinite(delta2)) return 0;
+  const delta = Math.sqrt(delta2);
+  return erf(delta / (2 * Math.SQRT2)) / (2 * delta2);
+}
+
+/** erf by Abramowitz and Stegun 7.1.26 (|error| < 1.5e-7), enough for a weight. */
+function erf(x: number): number {
+  const t = 1 / (1 + 0.3275911 * Math.abs(x));
+  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return x >= 0 ? y : -y;
 }
 
 /** Sums per-channel scatters of tensors that share one channel set (tied by additions). */

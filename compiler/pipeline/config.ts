@@ -290,6 +290,8 @@ export const CompileConfig = z
         wEpsilon: z.number().positive(),
         /** CATRO features: each channel flattened over space (the spec's default) or global-average pooled. */
         pooling: z.enum(['flatten', 'gap']),
+        /** CATRO's between-class scatter: around the grand mean (the spec's default) or pairwise weighted (compiler/catro/scatter.ts). */
+        between: z.enum(['centroid', 'pairwise']),
         /** Channels that may be pruned: `inner` (each block's first conv; the default) or `residual` (the residual streams too). */
         pruneMode: z.enum(['inner', 'residual']),
         recalibrationImages: z.number().int().positive(),

@@ -12,7 +12,7 @@ import { batchToNHWC } from '../../shared/preprocess.ts';
 import { Rng } from '../../shared/rng.ts';
 import { baselinePrune, calibrationSet, catroPrune, type PruneResult, type Selector } from '../catro/catro.ts';
 import { recalibrateBatchNorm } from '../catro/recalibrate.ts';
-import type { ScatterPooling } from '../catro/scatter.ts';
+import type { BetweenClass, ScatterPooling } from '../catro/scatter.ts';
 import type { PruneMode } from '../catro/spaces.ts';
 import { restrictClasses } from '../catro/prune.ts';
 import { subsetClasses } from '../data/split.ts';
@@ -38,6 +38,8 @@ export interface SubtaskTuning {
   wEpsilon: number;
   /** Per-channel features for the scatter: flattened over space (docs/catro.md §1) or global-average pooled. */
   pooling: ScatterPooling;
+  /** Between-class scatter: around the grand mean (docs/catro.md §1) or pairwise weighted, so confusable class pairs count (scatter.ts). */
+  between: BetweenClass;
   /** Which channels may go: each block's inner channels (unset: `inner`), or the residual streams as well. */
   pruneMode?: PruneMode;
   /** Images for BN re-estimation right after pruning (all selectors alike). */
@@ -63,6 +65,7 @@ export const DEFAULT_SUBTASK_TUNING: SubtaskTuning = {
   method: 'ratio',
   wEpsilon: 1e-8,
   pooling: 'flatten',
+  between: 'centroid',
   recalibrationImages: 512,
   epochs: 2,
   batchSize: 128,
@@ -145,6 +148,7 @@ export async function pruneSubtask(input: SubtaskInput, selector: Selector, widt
         : { ratio: typeof input.budget.keep === 'number' ? input.budget.keep : new Map(Object.entries(input.budget.keep)) },
       wEpsilon: input.tuning.wEpsilon,
       pooling: input.tuning.pooling,
+      between: input.tuning.between,
       mode: input.tuning.pruneMode,
     });
   } else {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ScatterAccumulator, sumScatters } from '../../compiler/catro/scatter.ts';
-import { traceRatio } from '../../compiler/catro/select.ts';
+import { apacWeight, pairwiseBetween, ScatterAccumulator, sumScatters } from '../../compiler/catro/scatter.ts';
+import { selectLayer, traceRatio } from '../../compiler/catro/select.ts';
 import { prng } from './helpers.ts';
 
 /** Features of channel set S flattened over space: one row per sample, |S|·H·W columns. */
@@ -142,5 +142,46 @@ describe('ScatterAccumulator', () => {
     expect(() => acc.add(new Float32Array(6), [2])).toThrow(/label 0 is 2, outside \[0, 2\)/);
     expect(() => acc.scatter()).toThrow(/no samples/);
     expect(() => new ScatterAccumulator({ classes: 0, height: 1, width: 1, channels: 1 })).toThrow(/classes must be a positive integer/);
+  });
+
+  it('writes the centroid b as a sum over class pairs (the pairwise form with every weight 1)', () => {
+    const { x, labels } = tinyTensor(9, 30, 4, 3);
+    const acc = new ScatterAccumulator({ classes: 3, height: 2, width: 2, channels: 3 });
+    acc.add(x, labels);
+    const { b } = acc.scatter();
+    // Per-class sums in the accumulator's layout [class][position][channel], rebuilt here.
+    const sums = new Float64Array(3 * 4 * 3);
+    labels.forEach((c, i) => { for (let q = 0; q < 12; q++) sums[c * 12 + q] += x[i * 12 + q]; });
+    const pairwise = pairwiseBetween(sums, Float64Array.from([10, 10, 10]), 4, 3, () => 1);
+    for (let j = 0; j < 3; j++) expect(pairwise[j]).toBeCloseTo(b[j], 6);
+  });
+
+  it('weighs pairs by erf(Δ/2√2)/(2Δ²): near pairs most, none at Δ = 0 or ∞', () => {
+    expect(apacWeight(4)).toBeCloseTo(0.682689 / 8, 5); // Δ = 2: erf(1/√2) = P(|z| < 1)
+    expect(apacWeight(1e6)).toBeCloseTo(1 / 2e6, 12);
+    expect(apacWeight(0.25)).toBeGreaterThan(apacWeight(1));
+    expect(apacWeight(1)).toBeGreaterThan(apacWeight(4));
+    expect([apacWeight(0), apacWeight(Infinity)]).toEqual([0, 0]);
+  });
+
+  it("counts every class pair once with between: 'pairwise', so a channel that parts the near classes can win", () => {
+    // Channel 0 sets class 0 far from the other four (4 pairs, 10 apart); channel 1 parts
+    // classes 1–4 from each other, 1 apart (6 pairs). Around the grand mean channel 0's 4 far
+    // pairs outweigh channel 1's 6 near ones; counted pair by pair, channel 1 parts more pairs.
+    const rand = prng(3);
+    const n = 500;
+    const labels = Array.from({ length: n }, (_, i) => i % 5);
+    const x = new Float32Array(n * 2);
+    labels.forEach((c, i) => {
+      x[i * 2] = (c === 0 ? 10 : 0) + 0.2 * (rand() - 0.5);
+      x[i * 2 + 1] = (c === 0 ? 0 : c - 2.5) + 0.2 * (rand() - 0.5);
+    });
+    const acc = new ScatterAccumulator({ classes: 5, height: 1, width: 1, channels: 2 });
+    acc.add(x, labels);
+    const centroid = acc.scatter();
+    const pairwise = acc.scatter('pairwise');
+    expect(Array.from(pairwise.w)).toEqual(Array.from(centroid.w));
+    expect(selectLayer(centroid.b, centroid.w, 1).selected).toEqual([0]);
+    expect(selectLayer(pairwise.b, pairwise.w, 1).selected).toEqual([1]);
   });
 });
