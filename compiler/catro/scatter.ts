@@ -13,9 +13,10 @@
  * pair by ω(Δ_cd) = erf(Δ_cd / 2√2) / (2Δ_cd²), with Δ_cd the distance of the two class means
  * over the whole layer in units of its pooled within-class deviation: the approximate
  * pairwise accuracy criterion (Loog, Duin and Haeb-Umbach, 2001). Pairs already well
- * apart stop outweighing the confusable ones, so a channel that separates only a
- * confusable pair (Shirt from T-shirt/top) can win against one that separates an outlying
- * class from the rest.
+ * apart stop outweighing the confusable ones, so channels that part the near classes can
+ * win against one that parts an outlying class from the rest. An option, not the default: on
+ * the shipped model it did not lift the weak tops start it was tried for (docs/catro.md,
+ * "Five seeds on the shipped model").
  */
 
 export type ScatterPooling = 'flatten' | 'gap';
