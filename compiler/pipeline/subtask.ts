@@ -38,7 +38,7 @@ export interface SubtaskTuning {
   wEpsilon: number;
   /** Per-channel features for the scatter: flattened over space (docs/catro.md §1) or global-average pooled. */
   pooling: ScatterPooling;
-  /** Between-class scatter: around the grand mean (docs/catro.md §1) or pairwise weighted, so confusable class pairs count (scatter.ts). */
+  /** Between-class scatter: around the grand mean (docs/catro.md §1) or pairwise weighted (scatter.ts; measured, not adopted: docs/catro.md). */
   between: BetweenClass;
   /** Which channels may go: each block's inner channels (unset: `inner`), or the residual streams as well. */
   pruneMode?: PruneMode;
