@@ -86,6 +86,12 @@ describe('import graph', () => {
     expect(cycles(graph(['compiler', 'edge', 'shared'], true)).map((c) => c.join(' → '))).toEqual([]);
   });
 
+  it('the product imports neither the benchmarks nor the tests', () => {
+    const product = graph(['compiler', 'edge', 'shared'], true);
+    const crossing = [...product].flatMap(([from, tos]) => tos.filter((to) => to.startsWith('bench/') || to.startsWith('test/')).map((to) => `${from} → ${to}`));
+    expect(crossing).toEqual([]);
+  });
+
   it('shared/ imports neither the compiler nor the edge, and the edge does not import the compiler', () => {
     const crossing = [...g].flatMap(([from, tos]) => tos.filter((to) =>
       (from.startsWith('shared/') && !to.startsWith('shared/')) || (from.startsWith('edge/') && to.startsWith('compiler/'))).map((to) => `${from} → ${to}`));
