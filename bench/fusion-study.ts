@@ -66,7 +66,8 @@ async function runSeed(engine: Engine, base: CompileConfig, seed: number, varian
     return c;
   };
   const data = await loadCompileData(base);
-  const impls = stageImpls({ engine, prefetch: 'worker', progress: () => createProgress(process.stderr) });
+  // Checkpoints every 50 steps, as facet compile's default: a study killed mid-epoch (a session's end) loses minutes, not an epoch.
+  const impls = stageImpls({ engine, prefetch: 'worker', checkpointEverySteps: 50, progress: () => createProgress(process.stderr) });
   const log = (line: string) => console.error(`[seed ${seed}] ${line}`);
   const outDir = join(tmpdir(), `facet-fusion-study-${process.pid}-${seed}`);
   const t0 = performance.now();
