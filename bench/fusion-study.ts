@@ -92,20 +92,24 @@ function table(results: SeedResult[]): string {
   const labels = [...new Set(results.flatMap((r) => Object.keys(r.rows)))];
   const lines = [
     `Seeds: ${results.map((r) => r.seed).join(', ')} (stage-4 seed; stages 1–3 shared). Mean over seeds, % on held-out test images.`,
+    'Gaps to Fusing are paired by seed: mean ± sd [95% CI] (seeds ahead/behind).',
     '',
-    '| Row | Clean | JPEG | Blur | AWGN | S&P | Avg | Avg per seed | Avg − Fusing (paired: mean ± sd [95% CI]) |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| Row | Clean | JPEG | Blur | AWGN | S&P | Avg | Avg per seed | Avg − Fusing | Clean − Fusing |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
+  const signed = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(2)}`;
   for (const label of labels) {
     const have = results.filter((r) => r.rows[label]);
     const col = (k: keyof RowSummary) => pct(mean(have.map((r) => r.rows[label]![k] as number)));
     const avgs = have.map((r) => r.rows[label]!.degradedMean!);
     const both = have.filter((r) => r.rows.Fusing);
-    const d = pairedDifference(both.map((r) => r.rows[label]!.degradedMean!), both.map((r) => r.rows.Fusing!.degradedMean!));
-    const signed = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(2)}`;
-    const ci = d.ci95 ? ` [${signed(d.ci95[0])}, ${signed(d.ci95[1])}]` : '';
-    const gap = label === 'Fusing' || d.n === 0 ? '—' : `${signed(d.mean)} ± ${(100 * d.sd).toFixed(2)}${ci} (n=${d.n})`;
-    lines.push(`| ${label} | ${col('clean')} | ${col('jpeg')} | ${col('blur')} | ${col('awgn')} | ${col('saltpepper')} | ${col('degradedMean')} | ${avgs.map(pct).join(' / ')} | ${gap} |`);
+    const gap = (k: 'degradedMean' | 'clean'): string => {
+      if (label === 'Fusing' || both.length === 0) return '—';
+      const d = pairedDifference(both.map((r) => r.rows[label]![k]!), both.map((r) => r.rows.Fusing![k]!));
+      const ci = d.ci95 ? ` [${signed(d.ci95[0])}, ${signed(d.ci95[1])}]` : '';
+      return `${signed(d.mean)} ± ${(100 * d.sd).toFixed(2)}${ci} (${d.wins}/${d.losses})`;
+    };
+    lines.push(`| ${label} | ${col('clean')} | ${col('jpeg')} | ${col('blur')} | ${col('awgn')} | ${col('saltpepper')} | ${col('degradedMean')} | ${avgs.map(pct).join(' / ')} | ${gap('degradedMean')} | ${gap('clean')} |`);
   }
   return lines.join('\n');
 }
