@@ -1,9 +1,10 @@
 /**
  * onnxruntime-web set up the one way that works in every runtime we serve from, workerd included
- * (the project brief's edge notes, §1.2, outside this repository; docs/api.md restates it): the bundle build (`onnxruntime-web/wasm`, no dynamic
- * import), one thread, no proxy worker, a placeholder `wasmBinary` so ORT neither locates nor
- * fetches its .wasm, and `WebAssembly.instantiate` answering ORT's byte-buffer call with an
- * instance of a module compiled beforehand (workerd forbids compiling wasm at runtime).
+ * (the project brief's edge notes, §1.2, outside this repository; docs/api.md restates it): the
+ * bundle build (`onnxruntime-web/wasm`, no dynamic import), one thread, no proxy worker, a
+ * placeholder `wasmBinary` so ORT neither locates nor fetches its .wasm, and
+ * `WebAssembly.instantiate` answering ORT's byte-buffer call with an instance of a module
+ * compiled beforehand (workerd forbids compiling wasm at runtime).
  * Wrapping instantiate also hands us ORT's linear memory, which is what the memory budget counts.
  */
 import * as ort from 'onnxruntime-web/wasm';
