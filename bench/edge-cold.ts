@@ -84,7 +84,7 @@ function variants(options: ColdStartOptions, worker: PrebuiltWorker): Record<str
   v['wrangler dev'] = (port, extra) => ({
     cmd: process.execPath,
     args: [wrangler, 'dev', '--assets', modelsDir, '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(extra), '--log-level', 'warn'],
-    env: { WRANGLER_SEND_METRICS: 'false' },
+    env: { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
   });
   if (before) {
     v['node-bundle (before)'] = (port) => ({ cmd: process.execPath, args: ['scripts/serve-node.mjs', ...local(port)], cwd: before });

@@ -208,7 +208,7 @@ export async function startWorker(options: { worker: WorkerKind; host: WorkerHos
     cmd = workerdBinary();
     args = ['serve', workerdConfig(dir, modelsDir, bundle, port, worker, options.v8Flags ?? []), '--experimental', `--inspector-addr=127.0.0.1:${inspector}`, ...(options.extraArgs ?? [])];
   }
-  const child = spawn(cmd, args, { cwd: dir, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, { cwd: dir, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));

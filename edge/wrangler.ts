@@ -1,8 +1,8 @@
 /**
  * `npm start` / `npm run deploy`: run wrangler with the model folder as the Worker's static
  * assets — FACET_MODELS, else the compiled models (models/fashion-mnist) when they exist, else
- * the test fixture models (said loudly). Local dev binds loopback only, sends no telemetry and
- * needs no login.
+ * the test fixture models (said loudly). Local dev binds loopback only, sends no telemetry,
+ * fetches no Request.cf data and needs no login.
  *
  * A deploy uploads the folder as it is then, so a subtask compiled into it (or removed with
  * `facet subtasks remove`) reaches Workers with the next `npm run deploy`: Workers cannot watch
@@ -37,6 +37,9 @@ const args = [command, '--assets', models, ...rest];
 if (command === 'dev' && !rest.includes('--ip')) args.push('--ip', '127.0.0.1');
 if (command === 'dev' && !rest.includes('--port')) args.push('--port', '8787');
 const wrangler = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js');
-const child = spawn(process.execPath, [wrangler, ...args], { stdio: 'inherit', env: { ...process.env, WRANGLER_SEND_METRICS: 'false' } });
+// The app never reads request.cf, and fetching it (from workers.cloudflare.com) would be local
+// dev's only outbound request: offline, a stack trace at every start. A user's own setting wins.
+const env = { CLOUDFLARE_CF_FETCH_ENABLED: 'false', ...process.env, WRANGLER_SEND_METRICS: 'false' };
+const child = spawn(process.execPath, [wrangler, ...args], { stdio: 'inherit', env });
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
