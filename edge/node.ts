@@ -117,6 +117,21 @@ export function tuneNodeHeap(env: Record<string, string | undefined> = process.e
   for (const flag of v8FlagList(env.FACET_NODE_HEAP_V8_FLAGS, NODE_HEAP_V8_FLAGS)) setFlagsFromString(flag);
 }
 
+/**
+ * The app's fetch as the Node server runs it: a 413 closes the connection. The app refuses a body
+ * over the limit unread (from its Content-Length) or part-read; @hono/node-server then drains
+ * what is still coming for at most 500 ms and destroys the socket. A client still uploading by
+ * then (a slow link, a loaded machine) kept the connection alive for its next request and found it
+ * closed under that request. `Connection: close` tells the client not to reuse it.
+ */
+export function closeAfter413<E>(fetch: (request: Request, env: E) => Response | Promise<Response>): (request: Request, env: E) => Promise<Response> {
+  return async (request, env) => {
+    const response = await fetch(request, env);
+    if (response.status === 413) response.headers.set('connection', 'close');
+    return response;
+  };
+}
+
 /** Starts the server from the command line; exported for scripts/serve-node.mjs, which runs the bundle of this file. */
 export async function main(): Promise<void> {
   markStartup('entry');
@@ -128,7 +143,7 @@ export async function main(): Promise<void> {
   const { serve } = await import('@hono/node-server');
   const config = await serverConfig(process.argv.slice(2), process.env, existsSync);
   const { app } = await buildServerApp(config, wasm);
-  const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+  const server = serve({ fetch: closeAfter413(app.fetch), port: config.port, hostname: config.host }, (info) => {
     markStartup('listening');
     console.log(`facet edge (node) serving ${config.modelsDir} on http://${config.host}:${info.port}`);
   });

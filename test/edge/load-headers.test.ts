@@ -4,6 +4,7 @@
  * gets them set afterwards. Either way each answer must carry the same headers that Hono's
  * secureHeaders middleware with our options sets, in-process and over a real Node socket.
  */
+import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtureApp, FIXTURE_MODELS, image } from './helpers.ts';
 import { startServer, type RunningServer } from './servers.ts';
@@ -90,6 +91,37 @@ describe('secure headers on every answer', () => {
       await res.arrayBuffer();
       expect(res.status).toBe(status);
       expect(secureOf(res.headers)).toEqual(expected);
+    });
+
+    it('413 over the limit closes the connection: the server drops the rest of the upload, so a client must not reuse it', async () => {
+      // node:http, not fetch: fetch cannot send a Content-Length its body does not have, nor say which socket it used.
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const post = (headers: Record<string, string>, body: Uint8Array) =>
+        new Promise<{ status: number; headers: IncomingHttpHeaders; body: string; reused: boolean }>((resolve, reject) => {
+          const req = request(`${server.url}/v1/classify?subtask=shoes`, { method: 'POST', agent, headers }, (res) => {
+            let text = '';
+            res.setEncoding('utf8').on('data', (d) => (text += d)).on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: text, reused: req.reusedSocket }));
+          });
+          req.on('error', reject);
+          req.end(body);
+        });
+      try {
+        const ok = await post({ 'content-type': 'image/png' }, png);
+        expect(ok.status).toBe(200);
+        expect(ok.headers.connection).toBe('keep-alive');
+        // 64 MiB announced, a first chunk sent: answered before the body arrives.
+        const refused = await post({ 'content-type': 'image/png', 'content-length': String(64 * 2 ** 20) }, new Uint8Array(2 ** 16)).catch((e: Error) => e);
+        if (refused instanceof Error) throw refused;
+        expect(refused.status).toBe(413);
+        expect(JSON.parse(refused.body).error.code).toBe('payload_too_large');
+        expect(refused.headers.connection).toBe('close');
+        expect(secureOf(new Headers(refused.headers as Record<string, string>))).toEqual(expected);
+        const after = await post({ 'content-type': 'image/png' }, png);
+        expect(after.status).toBe(200);
+        expect(after.reused).toBe(false);
+      } finally {
+        agent.destroy();
+      }
     });
   });
 });
