@@ -199,7 +199,7 @@ export async function startServer(runtime: RuntimeName, modelsDir: string, optio
   throw new Error(`${runtime} server did not answer /healthz within ${timeoutMs} ms:\n${output}`);
 }
 
-async function waitReady(url: string, deadline: number): Promise<void> {
+export async function waitReady(url: string, deadline: number): Promise<void> {
   let stable = 0;
   while (performance.now() < deadline) {
     const res = await fetch(`${url}/readyz`).catch(() => undefined);

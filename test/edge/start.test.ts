@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { FIXTURE_MODELS } from './helpers.ts';
-import { freePort } from './servers.ts';
+import { freePort, waitReady } from './servers.ts';
 
 describe('npm start', () => {
   it('serves the models folder on the port asked for, answers the README curl, and makes no outbound request for Request.cf', async () => {
@@ -26,14 +26,10 @@ describe('npm start', () => {
     child.stderr!.on('data', (d) => (output += d));
     const url = `http://127.0.0.1:${port}`;
     try {
-      const deadline = performance.now() + 90_000;
-      let answer: Response | undefined;
-      while (!answer && performance.now() < deadline) {
-        expect(child.exitCode, output).toBeNull();
-        answer = await fetch(`${url}/readyz`).then((r) => (r.ok ? r : undefined), () => undefined);
-        if (!answer) await new Promise((r) => setTimeout(r, 200));
-      }
-      expect(answer, `npm start did not become ready on ${url}:\n${output}`).toBeDefined();
+      // Three ready answers in a row, as startServer waits: wrangler dev may reload once just after its first.
+      await waitReady(url, performance.now() + 90_000).catch((err: Error) => {
+        throw new Error(`npm start: ${err.message} (exit code ${child.exitCode}):\n${output}`);
+      });
 
       const res = await fetch(`${url}/v1/classify?subtask=tops`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: readFileSync('examples/shirt.png') });
       const body = (await res.json()) as { model: { id: string }; predictions: { label: string; score: number }[] };
