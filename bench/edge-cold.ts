@@ -31,6 +31,7 @@ import { parseManifest } from '../shared/manifest.ts';
 import { buildEdge } from '../scripts/build-edge.ts';
 import { DEFAULT_MODELS } from '../edge/node.ts';
 import { WASM_V8_FLAGS } from '../edge/wasm-files.ts';
+import { WRANGLER_ENV } from '../edge/wrangler-env.ts';
 import { DENO_V8_FLAGS, freePort, prebuiltWorker, runtimeBinary, type PrebuiltWorker } from '../test/edge/servers.ts';
 import { optionValue } from './args.ts';
 import { median } from './stats.ts';
@@ -84,7 +85,7 @@ function variants(options: ColdStartOptions, worker: PrebuiltWorker): Record<str
   v['wrangler dev'] = (port, extra) => ({
     cmd: process.execPath,
     args: [wrangler, 'dev', '--assets', modelsDir, '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(extra), '--log-level', 'warn'],
-    env: { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
+    env: WRANGLER_ENV,
   });
   if (before) {
     v['node-bundle (before)'] = (port) => ({ cmd: process.execPath, args: ['scripts/serve-node.mjs', ...local(port)], cwd: before });

@@ -25,6 +25,7 @@ import { configureOrt, ortHeapBytes } from '../edge/ort.ts';
 import { loadManifest } from '../edge/store.ts';
 import { FsModelStore } from '../edge/store-fs.ts';
 import { compileWasmFromNodeModules } from '../edge/wasm-files.ts';
+import { WRANGLER_ENV } from '../edge/wrangler-env.ts';
 import { cpuMs, servingPid, startServer, type RuntimeName } from '../test/edge/servers.ts';
 import { measureColdStarts, printColdStarts } from './edge-cold.ts';
 import { optionValue } from './args.ts';
@@ -229,7 +230,7 @@ function bundle() {
   const out = mkdtempSync(join(tmpdir(), 'facet-bundle-'));
   try {
     const wrangler = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js');
-    execFileSync(process.execPath, [wrangler, 'deploy', '--dry-run', '--outdir', out, '--assets', modelsDir], { env: { ...process.env, WRANGLER_SEND_METRICS: 'false' }, stdio: 'ignore' });
+    execFileSync(process.execPath, [wrangler, 'deploy', '--dry-run', '--outdir', out, '--assets', modelsDir], { env: { ...process.env, ...WRANGLER_ENV }, stdio: 'ignore' });
     const files = readdirSync(out).filter((f) => !f.endsWith('.map') && f !== 'README.md');
     const raw = files.reduce((s, f) => s + statSync(join(out, f)).size, 0);
     const gzip = files.reduce((s, f) => s + gzipSync(readFileSync(join(out, f)), { level: 9 }).length, 0);

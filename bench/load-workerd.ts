@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Manifest } from '../shared/manifest.ts';
+import { WRANGLER_ENV } from '../edge/wrangler-env.ts';
 import { pngHeaderClaiming } from '../test/edge/helpers.ts';
 import { freePort } from '../test/edge/servers.ts';
 
@@ -139,7 +140,7 @@ function buildBundle(worker: WorkerKind, modelsDir: string, dir: string): { main
     return { main: 'worker.js', modules: ['worker.js'] };
   }
   execFileSync(process.execPath, [require.resolve('wrangler/bin/wrangler.js'), 'deploy', '--dry-run', '--outdir', dist, '--assets', modelsDir], {
-    env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
+    env: { ...process.env, ...WRANGLER_ENV },
     stdio: 'ignore',
     timeout: 120_000,
   });
@@ -208,7 +209,7 @@ export async function startWorker(options: { worker: WorkerKind; host: WorkerHos
     cmd = workerdBinary();
     args = ['serve', workerdConfig(dir, modelsDir, bundle, port, worker, options.v8Flags ?? []), '--experimental', `--inspector-addr=127.0.0.1:${inspector}`, ...(options.extraArgs ?? [])];
   }
-  const child = spawn(cmd, args, { cwd: dir, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, { cwd: dir, env: { ...process.env, ...WRANGLER_ENV, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));

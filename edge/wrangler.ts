@@ -16,6 +16,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { bundleDemoClient, generatedModule } from './demo/build.ts';
 import { DEFAULT_MODELS } from './node.ts';
+import { WRANGLER_ENV } from './wrangler-env.ts';
 
 const [command = 'dev', ...rest] = process.argv.slice(2);
 const models = process.env.FACET_MODELS ?? DEFAULT_MODELS.find((d) => existsSync(`${d}/manifest.json`));
@@ -37,9 +38,8 @@ const args = [command, '--assets', models, ...rest];
 if (command === 'dev' && !rest.includes('--ip')) args.push('--ip', '127.0.0.1');
 if (command === 'dev' && !rest.includes('--port')) args.push('--port', '8787');
 const wrangler = createRequire(import.meta.url).resolve('wrangler/bin/wrangler.js');
-// The app never reads request.cf, and fetching it (from workers.cloudflare.com) would be local
-// dev's only outbound request: offline, a stack trace at every start. A user's own setting wins.
-const env = { CLOUDFLARE_CF_FETCH_ENABLED: 'false', ...process.env, WRANGLER_SEND_METRICS: 'false' };
+// A user's own CLOUDFLARE_CF_FETCH_ENABLED wins; telemetry stays off.
+const env = { ...WRANGLER_ENV, ...process.env, WRANGLER_SEND_METRICS: WRANGLER_ENV.WRANGLER_SEND_METRICS };
 const child = spawn(process.execPath, [wrangler, ...args], { stdio: 'inherit', env });
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -26,7 +26,7 @@ describe('Worker bundle', () => {
 
       // WRANGLER_LOG=debug makes wrangler list every asset it would upload.
       const run = spawnSync('npm', ['run', '--silent', 'deploy', '--', '--dry-run', '--outdir', out], {
-        env: { ...process.env, FACET_MODELS: models, WRANGLER_SEND_METRICS: 'false', WRANGLER_LOG: 'debug', NO_COLOR: '1' },
+        env: { ...process.env, FACET_MODELS: models, WRANGLER_LOG: 'debug', NO_COLOR: '1' },
         encoding: 'utf8',
         timeout: 120_000,
       });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
+import { WRANGLER_ENV } from '../../edge/wrangler-env.ts';
 
 export type RuntimeName = 'node' | 'bun' | 'deno' | 'workerd';
 
@@ -62,7 +63,7 @@ export interface PrebuiltWorker {
 export function prebuiltWorker(modelsDir: string): PrebuiltWorker {
   const dir = mkdtempSync(join(tmpdir(), 'facet-worker-'));
   execFileSync(process.execPath, [require.resolve('wrangler/bin/wrangler.js'), 'deploy', '--dry-run', '--outdir', join(dir, 'dist'), '--assets', modelsDir], {
-    env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
+    env: { ...process.env, ...WRANGLER_ENV },
     stdio: 'ignore',
     timeout: 120_000,
   });
@@ -150,8 +151,8 @@ export function command(runtime: RuntimeName, port: number, modelsDir: string, e
       return {
         cmd: process.execPath,
         args: [require.resolve('wrangler/bin/wrangler.js'), 'dev', ...(workerConfig ? ['-c', workerConfig] : ['--assets', modelsDir]), '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(extraPort), '--log-level', process.env.FACET_WRANGLER_LOG ?? 'warn'],
-        // As npm start (edge/wrangler.ts): no Request.cf fetch, which would time a network call into startup.
-        env: { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
+        // As npm start: no Request.cf fetch, which would time a network call into startup.
+        env: WRANGLER_ENV,
       };
   }
 }
